@@ -1,0 +1,127 @@
+"""Curvature of the loss in parameter space with ``torch.func``.
+
+All functions work on the flat parameter vector ``theta`` of a model (the concatenation of
+``model.named_parameters()`` in order; see :func:`flat_params`).  The loss is the *mean* NLL of
+the model on ``(X, y)`` (cross-entropy or squared error), optionally plus ``l2 * |theta|^2 / 2``.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+from torch.func import functional_call, grad, hessian as _hessian, jvp, vmap
+
+from .train import task_loss
+
+# torch's own forward-AD decompositions still call torch.jit.script on first use (torch 2.14);
+# the deprecation warning is torch's, not ours, and would clutter every report.
+warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+
+
+def flat_params(model: nn.Module) -> tuple[torch.Tensor, list[str], list[torch.Size]]:
+    names, shapes, chunks = [], [], []
+    for name, p in model.named_parameters():
+        names.append(name)
+        shapes.append(p.shape)
+        chunks.append(p.detach().reshape(-1))
+    return torch.cat(chunks), names, shapes
+
+
+def unflatten(theta: torch.Tensor, names: list[str], shapes: list[torch.Size]) -> dict[str, torch.Tensor]:
+    out, i = {}, 0
+    for name, shape in zip(names, shapes):
+        k = shape.numel()
+        out[name] = theta[i:i + k].reshape(shape)
+        i += k
+    return out
+
+
+def split_like(vec: torch.Tensor, model: nn.Module) -> dict[str, torch.Tensor]:
+    """Cut a flat vector (scores, gradients ...) into tensors shaped like ``model``'s parameters."""
+    _, names, shapes = flat_params(model)
+    return {k: v.detach().clone() for k, v in unflatten(vec, names, shapes).items()}
+
+
+def loss_function(model: nn.Module, X: torch.Tensor, y: torch.Tensor, task: str, l2: float = 0.0):
+    """``f(theta)``: mean NLL of ``model`` with flat parameters ``theta`` on ``(X, y)``."""
+    _, names, shapes = flat_params(model)
+    nll = task_loss(task)
+
+    def f(theta):
+        out = functional_call(model, unflatten(theta, names, shapes), (X,))
+        value = nll(out, y)
+        return value + 0.5 * l2 * torch.sum(theta**2) if l2 else value
+
+    return f
+
+
+def _batches(X, y, batch_size):
+    n = len(X)
+    for i in range(0, n, batch_size):
+        yield X[i:i + batch_size], y[i:i + batch_size], min(batch_size, n - i) / n
+
+
+def hessian(model: nn.Module, X, y, task: str, l2: float = 0.0, batch_size: int = 4096) -> torch.Tensor:
+    """Exact ``P x P`` Hessian of the mean loss at the model's parameters (``torch.func.hessian``)."""
+    theta, _, _ = flat_params(model)
+    H = torch.zeros(theta.numel(), theta.numel(), dtype=theta.dtype, device=theta.device)
+    for xb, yb, w in _batches(X, y, batch_size):
+        H += w * _hessian(loss_function(model, xb, yb, task))(theta)
+    if l2:
+        H += l2 * torch.eye(len(theta), dtype=theta.dtype, device=theta.device)
+    return H
+
+
+def hvp(model: nn.Module, X, y, task: str, v: torch.Tensor, l2: float = 0.0) -> torch.Tensor:
+    """Hessian-vector product ``H v`` (forward-over-reverse), never forming ``H``."""
+    theta, _, _ = flat_params(model)
+    f = loss_function(model, X, y, task, l2)
+    return jvp(grad(f), (theta,), (v,))[1]
+
+
+def hessian_diagonal(model: nn.Module, X, y, task: str, l2: float = 0.0, chunk: int = 256,
+                     batch_size: int = 4096) -> torch.Tensor:
+    """Exact diagonal of the Hessian: ``H_jj = e_j^T H e_j`` by batched HVPs, ``chunk`` at a time."""
+    theta, _, _ = flat_params(model)
+    P = theta.numel()
+    diag = torch.zeros(P, dtype=theta.dtype, device=theta.device)
+    for xb, yb, w in _batches(X, y, batch_size):
+        g = grad(loss_function(model, xb, yb, task))
+        col = lambda e: jvp(g, (theta,), (e,))[1]  # noqa: E731
+        for s in range(0, P, chunk):
+            idx = torch.arange(s, min(s + chunk, P), device=theta.device)
+            E = torch.zeros(len(idx), P, dtype=theta.dtype, device=theta.device)
+            E[torch.arange(len(idx)), idx] = 1.0
+            diag[idx] += w * vmap(col)(E)[torch.arange(len(idx)), idx]
+    return diag + l2
+
+
+def per_sample_grads(model: nn.Module, X, y, task: str) -> torch.Tensor:
+    """``N x P`` matrix of gradients of each sample's loss (``vmap(grad)``)."""
+    theta, names, shapes = flat_params(model)
+    nll = task_loss(task)
+
+    def one(theta, x, t):
+        out = functional_call(model, unflatten(theta, names, shapes), (x.unsqueeze(0),))
+        return nll(out, t.unsqueeze(0))
+
+    return vmap(grad(one), in_dims=(None, 0, 0))(theta, X, y)
+
+
+def gradient_outer(model: nn.Module, X, y, task: str) -> torch.Tensor:
+    """``G = E[g g^T]`` over the samples of ``(X, y)`` (the empirical Fisher)."""
+    g = per_sample_grads(model, X, y, task)
+    return g.T @ g / len(g)
+
+
+def laplace_covariance(H: torch.Tensor, damping: float = 1e-3) -> torch.Tensor:
+    """Laplace approximation of the parameter covariance, ``(H + damping I)^{-1}`` (symmetrised).
+
+    Negative eigenvalues of ``H`` (away from a minimum) are clipped to zero first so that the
+    result is a valid covariance.
+    """
+    evals, evecs = torch.linalg.eigh(0.5 * (H + H.T))
+    evals = evals.clamp_min(0.0) + damping
+    return (evecs / evals) @ evecs.T

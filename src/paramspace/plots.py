@@ -1,0 +1,45 @@
+"""Plot helpers shared by the report notebooks (labelled axes, mean ± sd bands over seeds)."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+PALETTE = {"random": "#7f7f7f", "magnitude": "#8c564b", "obd": "#1f77b4", "variational": "#d62728",
+           "belsley": "#2ca02c", "unpruned": "#000000"}
+LABELS = {"random": "random", "magnitude": "magnitude", "obd": "OBD", "variational": "variational μ²/σ²",
+          "belsley": "Belsley", "unpruned": "not pruned"}
+
+
+def setup():
+    sns.set_theme(context="notebook", style="whitegrid", font_scale=1.1)
+    plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "figure.figsize": (7.5, 4.5)})
+
+
+def band(df: pd.DataFrame, x: str, y: str, hue: str = "criterion", ax=None, xlabel: str = "",
+         ylabel: str = "", title: str = "", percent_x: bool = False):
+    """Mean over seeds with a ± 1 standard-deviation band, one colour per ``hue`` value."""
+    ax = ax or plt.subplots()[1]
+    d = df.copy()
+    if percent_x:
+        d[x] = 100 * d[x]
+    order = [h for h in PALETTE if h in set(d[hue])]
+    sns.lineplot(data=d, x=x, y=y, hue=hue, hue_order=order, palette=PALETTE, errorbar="sd",
+                 marker="o", markersize=4, ax=ax)
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles, [LABELS.get(lbl, lbl) for lbl in labels], title=None, frameon=True)
+    ax.set(xlabel=xlabel or x, ylabel=ylabel or y, title=title)
+    return ax
+
+
+def proportions_heatmap(q: np.ndarray, eta: np.ndarray, names: list[str], ax=None, title: str = ""):
+    """Variance-decomposition proportions (rows: parameters, columns: directions by condition index)."""
+    ax = ax or plt.subplots()[1]
+    cols = [f"{e:.3g}" if e < 1e5 else "≥1e5" for e in eta]
+    sns.heatmap(pd.DataFrame(q, index=names, columns=cols), vmin=0, vmax=1, cmap="viridis", annot=True,
+                fmt=".2f", cbar_kws={"label": "variance proportion $q_{kj}$"}, ax=ax)
+    ax.set(xlabel="direction $j$, labelled by its condition index $\\eta_j$", ylabel="parameter $k$",
+           title=title)
+    return ax

@@ -1,0 +1,207 @@
+"""Pruning criteria as score functions, applied through ``torch.nn.utils.prune`` masks.
+
+A *score* is a dict ``{parameter name: tensor}`` shaped like the model's parameters; higher
+means more relevant.  :func:`prune_by_scores` removes the globally lowest-scored fraction of
+the scored parameters (exactly ``round(fraction * total)`` of them) with
+``prune.global_unstructured``; :func:`prune_sweep` evaluates quality along a grid of fractions.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils import prune
+from tqdm import tqdm
+
+from . import curvature
+from .metrics import quality
+from .models import predict
+
+Scores = dict[str, torch.Tensor]
+
+
+# --- criteria ---------------------------------------------------------------------------------
+
+
+def random_scores(model: nn.Module, seed: int = 0) -> Scores:
+    g = torch.Generator().manual_seed(seed)
+    return {n: torch.rand(p.shape, generator=g) for n, p in model.named_parameters()}
+
+
+def magnitude_scores(model: nn.Module) -> Scores:
+    return {n: p.detach().abs().cpu().clone() for n, p in model.named_parameters()}
+
+
+def obd_scores(model: nn.Module, X, y, task: str, l2: float = 0.0) -> Scores:
+    """Optimal Brain Damage saliency ``s_j = h_jj w_j^2 / 2`` (LeCun et al. 1990), exact ``h_jj``."""
+    theta, _, _ = curvature.flat_params(model)
+    h = curvature.hessian_diagonal(model, X, y, task, l2=l2)
+    return {k: v.cpu() for k, v in curvature.split_like(0.5 * h * theta**2, model).items()}
+
+
+def variational_scores(bayes_model: nn.Module) -> Scores:
+    """Relevance ``mu^2 / sigma^2`` of a mean-field Gaussian posterior (see :mod:`.variational`)."""
+    from .variational import relevance
+
+    return {k: v.cpu() for k, v in relevance(bayes_model).items()}
+
+
+def belsley_proportions(cov: np.ndarray | torch.Tensor, scale: bool = True, rcond: float = 1e-12):
+    """Condition indices and variance-decomposition proportions of a covariance matrix.
+
+    With ``cov = V diag(lam) V^T`` (``lam`` descending) the condition indices are
+    ``eta_j = sqrt(lam_max / lam_j)`` and the proportions are
+    ``q_kj = (v_kj^2 / lam_j) / sum_i (v_ki^2 / lam_i)``: the share of parameter ``k``'s
+    "variance inflation" carried by direction ``j``.  Each row of ``q`` sums to one.  Parameters
+    with large ``q`` on the same large-``eta`` direction form a collinear group (Belsley, Kuh and
+    Welsch 1980).  ``scale`` first rescales to unit diagonal (Belsley's column scaling);
+    eigenvalues below ``rcond * lam_max`` are clipped there.
+
+    Returns ``(eta, q)`` as NumPy arrays of shapes ``(P,)`` and ``(P, P)``.
+    """
+    A = np.asarray(cov.detach().cpu() if isinstance(cov, torch.Tensor) else cov, dtype=np.float64)
+    if A.ndim != 2 or A.shape[0] != A.shape[1]:
+        raise ValueError(f"covariance must be a square matrix, got shape {A.shape}")
+    A = 0.5 * (A + A.T)
+    if scale:
+        d = np.sqrt(np.clip(np.diag(A), 1e-300, None))
+        A = A / np.outer(d, d)
+    lam, V = np.linalg.eigh(A)
+    lam, V = lam[::-1], V[:, ::-1]
+    lam = np.clip(lam, rcond * lam[0], None)
+    eta = np.sqrt(lam[0] / lam)
+    phi = V**2 / lam[None, :]
+    return eta, phi / phi.sum(1, keepdims=True)
+
+
+def belsley_order(cov, n_steps: int = 100, scale: bool = True, progress: bool = False) -> np.ndarray:
+    """Order in which Belsley's method removes parameters (first = most collinear).
+
+    Repeatedly take the direction with the largest condition index among the parameters still
+    active and remove the parameter(s) with the largest variance proportion on it; about
+    ``P / n_steps`` parameters leave at each step (one per step when ``n_steps >= P``).
+    """
+    A = np.asarray(cov.detach().cpu() if isinstance(cov, torch.Tensor) else cov, dtype=np.float64)
+    P = A.shape[0]
+    step = max(1, math.ceil(P / n_steps))
+    active = list(range(P))
+    order: list[int] = []
+    with tqdm(total=P, desc="Belsley", disable=not progress, leave=False) as bar:
+        while len(active) > 1:
+            _, q = belsley_proportions(A[np.ix_(active, active)], scale=scale)
+            take = np.argsort(-q[:, -1], kind="stable")[: min(step, len(active) - 1)]
+            for t in sorted(take, reverse=True):
+                order.append(active.pop(t))
+            bar.update(len(take))
+        order.extend(active)
+    return np.array(order)
+
+
+def belsley_scores(model: nn.Module, cov, n_steps: int = 100, scale: bool = True) -> Scores:
+    """Scores from :func:`belsley_order`: the earlier a parameter is removed, the lower its score."""
+    theta, _, _ = curvature.flat_params(model)
+    order = belsley_order(cov, n_steps=n_steps, scale=scale)
+    if len(order) != theta.numel():
+        raise ValueError(f"covariance is {len(order)} x {len(order)} but the model has {theta.numel()} parameters")
+    score = torch.empty(theta.numel(), dtype=torch.float64)
+    score[torch.as_tensor(order.copy())] = torch.arange(theta.numel(), dtype=torch.float64)
+    return {k: v.cpu() for k, v in curvature.split_like(score, model).items()}
+
+
+CRITERIA = ("random", "magnitude", "obd", "variational", "belsley")
+
+
+# --- applying scores --------------------------------------------------------------------------
+
+
+def _ranks(scores: Scores, seed: int = 0) -> Scores:
+    """Replace scores by global ranks 1..P (ties broken at random, seeded): L1 pruning of ranks
+    then removes exactly the lowest-scored parameters."""
+    names = list(scores)
+    flat = torch.cat([scores[n].reshape(-1).double().cpu() for n in names])
+    if torch.isnan(flat).any():
+        raise ValueError("pruning scores contain NaN")
+    g = torch.Generator().manual_seed(seed)
+    shuffle = torch.randperm(len(flat), generator=g)
+    order = shuffle[torch.argsort(flat[shuffle], stable=True)]
+    ranks = torch.empty_like(flat)
+    ranks[order] = torch.arange(1, len(flat) + 1, dtype=flat.dtype)
+    out, i = {}, 0
+    for n in names:
+        k = scores[n].numel()
+        out[n] = ranks[i:i + k].reshape(scores[n].shape).float()
+        i += k
+    return out
+
+
+def prune_by_scores(model: nn.Module, scores: Scores, fraction: float, seed: int = 0,
+                    inplace: bool = False) -> nn.Module:
+    """Zero the ``round(fraction * P)`` lowest-scored parameters (``P`` = number scored).
+
+    Uses ``torch.nn.utils.prune.global_unstructured`` with the scores' ranks as importance, so
+    the model carries ``<name>_mask`` buffers.  Returns the pruned model (a copy by default).
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+    m = model if inplace else copy.deepcopy(model)
+    params = dict(m.named_parameters())
+    missing = [n for n in scores if n not in params]
+    if missing:
+        raise KeyError(f"scores name parameters the model does not have: {missing}")
+    for n in scores:
+        if scores[n].shape != params[n].shape:
+            raise ValueError(f"score for {n} has shape {tuple(scores[n].shape)}, parameter has {tuple(params[n].shape)}")
+    ranks = _ranks(scores, seed)
+    targets, importance = [], {}
+    for n in scores:
+        mod_name, _, pname = n.rpartition(".")
+        mod = m.get_submodule(mod_name)
+        targets.append((mod, pname))
+        importance[(mod, pname)] = ranks[n].to(params[n].device)
+    total = sum(v.numel() for v in scores.values())
+    prune.global_unstructured(targets, pruning_method=prune.L1Unstructured,
+                              importance_scores=importance, amount=int(round(fraction * total)))
+    return m
+
+
+def pruned_fraction(model: nn.Module) -> float:
+    """Fraction of parameters zeroed by ``prune`` masks (over the masked parameters)."""
+    masks = [b for n, b in model.named_buffers() if n.endswith("_mask")]
+    if not masks:
+        return 0.0
+    return 1.0 - sum(mk.sum().item() for mk in masks) / sum(mk.numel() for mk in masks)
+
+
+def prune_sweep(model: nn.Module, scores: Scores, fractions: Sequence[float], data,
+                seed: int = 0) -> np.ndarray:
+    """Test quality (accuracy or R²) after removing each fraction of parameters, one-shot, no retraining."""
+    return np.array([quality(prune_by_scores(model, scores, f, seed), data.X_test, data.y_test, data.task)
+                     for f in fractions])
+
+
+def curve_auc(fractions: Sequence[float], values: Sequence[float]) -> float:
+    """Area under a quality-vs-fraction-removed curve, normalised by the fraction range."""
+    f, v = np.asarray(fractions, float), np.asarray(values, float)
+    return float(np.trapezoid(v, f) / (f[-1] - f[0]))
+
+
+@torch.no_grad()
+def noise_response(model: nn.Module, X: torch.Tensor, sigmas: Sequence[float], task: str,
+                   n_draws: int = 20, seed: int = 0) -> np.ndarray:
+    """Output noise vs input noise: for each ``sigma``, the standard deviation of the model's output
+    (class probabilities for classification) over ``n_draws`` Gaussian input perturbations
+    ``X + sigma * eps``, averaged over points and outputs."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for s in sigmas:
+        draws = []
+        for _ in range(n_draws):
+            o = predict(model, X + s * torch.randn(X.shape, generator=g))
+            draws.append(torch.softmax(o, 1) if task == "classification" else o)
+        out.append(torch.stack(draws).std(0, unbiased=True).mean().item())
+    return np.array(out)
