@@ -115,15 +115,7 @@ plots.setup()
 
 # %%
 toy = relevance.belsley_toy()
-fig, (a0, a1) = plt.subplots(1, 2, figsize=(14, 4.8), gridspec_kw={"width_ratios": [1, 1.3]})
-x = toy["W"][:, 5]
-for k, name in enumerate(toy["names"][:5]):
-    a0.plot(x, toy["W"][:, k], label=f"$w_{k+1}$ = {name}", lw=1.2)
-a0.set(xlabel="x", ylabel="parameter value", title="Toy parameter set (the 6th component, x, is the axis)")
-a0.legend(fontsize=9, loc="upper right", ncol=2)
-plots.proportions_heatmap(toy["q"], toy["eta"], [f"$w_{k+1}$ = {n}" for k, n in enumerate(toy["names"])],
-                          ax=a1, title="Variance-decomposition proportions")
-fig.tight_layout()
+plots.belsley_toy_figure(toy)
 plt.show()
 display(Markdown(
     f"Directions with condition index above {toy['eta_threshold']:.0f}: "
@@ -138,12 +130,7 @@ display(Markdown(
 
 # %%
 synth = relevance.belsley_synthetic(seed=P["seed"])
-fig, ax = plt.subplots(figsize=(9, 3.6))
-ax.bar(range(synth["d"]), synth["share"], color=["#d62728"] + ["#2ca02c"] * (synth["d"] - 1))
-ax.axhline(0.5, color="k", ls="--", lw=1, label="flagging threshold 0.5")
-ax.set(xlabel="parameter index $k$", ylabel="proportion on directions with $\\eta > 30$",
-       title="Synthetic parameters: $w_0$ (red) is independent, $w_1..w_{99}$ (green) collinear")
-ax.legend(loc="center right")
+plots.collinear_share_figure(synth)
 plt.show()
 
 # %% [markdown]
@@ -211,7 +198,9 @@ auc.groupby(["dataset", "criterion"], sort=False)["auc"].agg(["mean", "std"]).un
 #
 # Each criterion removes the same fraction of parameters (parameter `noise_fraction`); then Gaussian noise of standard deviation $\sigma$ is added to the
 # standardised test inputs; the figure shows the standard deviation of the output (of the class
-# probabilities for Wine) across noise draws, averaged over test points.
+# probabilities for Wine) across noise draws, averaged over test points. A lower curve is not
+# automatically better: a network broken by pruning that outputs nearly a constant is also insensitive
+# to its input, so read these curves together with the quality curves above.
 
 # %%
 noise = results["noise"]
@@ -225,10 +214,12 @@ for d in P["datasets"]:
 # %% [markdown]
 # ## Cost of each criterion
 #
-# Wall time to compute the scores (seconds, mean over seeds; excludes training):
+# Wall time to compute the scores (milliseconds, mean over seeds; excludes training). OBD needs the
+# exact Hessian diagonal, Belsley's method the full Hessian and about `belsley_steps` eigendecompositions.
 
 # %%
-results["timing"].groupby(["dataset", "criterion"], sort=False)["seconds"].mean().unstack("criterion").round(3)
+(1000 * results["timing"].groupby(["dataset", "criterion"], sort=False)["seconds"].mean()
+ ).unstack("criterion").round(1)
 
 # %% [markdown]
 # ## Claims and verdicts

@@ -19,7 +19,10 @@ from .profiles import PROFILES, REPORTS, ProfileError, resolve
 
 
 def parse_sets(pairs: list[str]) -> dict:
-    """``["k=v", ...]`` -> dict, values parsed as YAML (numbers, lists, booleans, strings)."""
+    """``["k=v", ...]`` -> dict, values parsed as YAML (numbers, lists, booleans, strings).
+
+    JSON is tried first: PyYAML (YAML 1.1) reads ``1e-3`` as a string, JSON as a number.
+    """
     import yaml
 
     out = {}
@@ -27,7 +30,10 @@ def parse_sets(pairs: list[str]) -> dict:
         if "=" not in pair:
             raise ProfileError(f"--set expects NAME=VALUE, got {pair!r}")
         k, v = pair.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v)
+        try:
+            out[k.strip()] = json.loads(v)
+        except ValueError:
+            out[k.strip()] = yaml.safe_load(v)
     return out
 
 

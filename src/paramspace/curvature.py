@@ -120,8 +120,10 @@ def laplace_covariance(H: torch.Tensor, damping: float = 1e-3) -> torch.Tensor:
     """Laplace approximation of the parameter covariance, ``(H + damping I)^{-1}`` (symmetrised).
 
     Negative eigenvalues of ``H`` (away from a minimum) are clipped to zero first so that the
-    result is a valid covariance.
+    result is a valid covariance.  Computed in float64 (float32 ``eigh`` returns NaNs on the
+    near-singular Hessians of over-parameterised networks).
     """
+    H = H.double()
     evals, evecs = torch.linalg.eigh(0.5 * (H + H.T))
     evals = evals.clamp_min(0.0) + damping
     return (evecs / evals) @ evecs.T

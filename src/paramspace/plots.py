@@ -43,3 +43,31 @@ def proportions_heatmap(q: np.ndarray, eta: np.ndarray, names: list[str], ax=Non
     ax.set(xlabel="direction $j$, labelled by its condition index $\\eta_j$", ylabel="parameter $k$",
            title=title)
     return ax
+
+
+def belsley_toy_figure(toy: dict):
+    """The report's toy parameter set (left) and its variance-decomposition proportions (right)."""
+    fig, (a0, a1) = plt.subplots(2, 1, figsize=(9, 10.5), gridspec_kw={"height_ratios": [1, 1.15]})
+    x = toy["W"][:, 5]
+    for k, name in enumerate(toy["names"][:5]):
+        a0.plot(x, toy["W"][:, k], label=f"$w_{k + 1}$ = {name}", lw=1.4)
+    a0.set(xlabel="x", ylabel="parameter value", xlim=(0, 20), ylim=(-1.6, 4.6),
+           title="Toy parameter set ($w_6 = x$ is the horizontal axis)")
+    a0.legend(fontsize=9, loc="upper center", ncol=3)
+    names = [f"$w_{k + 1}$ = {n}" for k, n in enumerate(toy["names"])]
+    proportions_heatmap(toy["q"], toy["eta"], names, ax=a1, title="Variance-decomposition proportions")
+    fig.tight_layout()
+    return fig
+
+
+def collinear_share_figure(synth: dict, threshold_eta: float = 30.0):
+    """Share of each parameter's variance proportion on directions with condition index above 30."""
+    fig, ax = plt.subplots(figsize=(10, 4))
+    d = synth["d"]
+    ax.bar(range(d), synth["share"], color=["#d62728"] + ["#2ca02c"] * (d - 1), width=0.8)
+    ax.axhline(0.5, color="k", ls="--", lw=1, label="flagging threshold 0.5")
+    ax.set(xlabel="parameter index $k$", ylabel=f"proportion on directions\nwith $\\eta > {threshold_eta:.0f}$",
+           ylim=(0, 1.05), title="Synthetic parameters: $w_0$ (red) is independent, $w_1, \\dots, w_{99}$ (green) collinear")
+    ax.legend(loc="lower right", framealpha=1)
+    fig.tight_layout()
+    return fig

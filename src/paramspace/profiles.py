@@ -43,6 +43,11 @@ class Param:
         return value
 
 
+def _number(x: Any) -> bool:
+    """An int or float list element, but not a bool (``True`` is an ``int`` in Python)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
 def positive_int(help: str) -> Param:
     return Param(int, help, lambda v: v >= 1, "an integer >= 1")
 
@@ -53,13 +58,13 @@ def positive_float(help: str) -> Param:
 
 def fraction_grid(help: str) -> Param:
     return Param(list, help,
-                 lambda v: len(v) >= 2 and all(isinstance(x, (int, float)) and 0 <= x <= 1 for x in v)
+                 lambda v: len(v) >= 2 and all(_number(x) and 0 <= x <= 1 for x in v)
                  and list(v) == sorted(v),
                  "an increasing list of at least two fractions in [0, 1]")
 
 
 def int_list(help: str) -> Param:
-    return Param(list, help, lambda v: len(v) >= 1 and all(isinstance(x, int) and x >= 1 for x in v),
+    return Param(list, help, lambda v: len(v) >= 1 and all(_number(x) and isinstance(x, int) and x >= 1 for x in v),
                  "a non-empty list of positive integers")
 
 
@@ -81,10 +86,10 @@ class Report:
     seed_id: str
     params: dict[str, Param]
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    notebook: str = ""  # path relative to the repository root (or absolute); default notebooks/<name>.py
 
-    @property
-    def notebook(self) -> str:
-        return f"notebooks/{self.name}.py"
+    def __post_init__(self):
+        self.notebook = self.notebook or f"notebooks/{self.name}.py"
 
 
 _RELEVANCE_DATASETS = ("wine", "boston", "synthetic")
@@ -113,7 +118,7 @@ RELEVANCE = Report(
         "noise_fraction": Param(float, "fraction removed in the noise-stability figure",
                                 lambda v: 0 <= v < 1, "a number in [0, 1)"),
         "noise_sigmas": Param(list, "input-noise standard deviations",
-                              lambda v: len(v) >= 2 and all(isinstance(x, (int, float)) and x >= 0 for x in v),
+                              lambda v: len(v) >= 2 and all(_number(x) and x >= 0 for x in v),
                               "a list of at least two non-negative numbers"),
         "noise_draws": positive_int("noise draws per input-noise level"),
     },

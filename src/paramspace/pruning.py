@@ -67,6 +67,9 @@ def belsley_proportions(cov: np.ndarray | torch.Tensor, scale: bool = True, rcon
     A = np.asarray(cov.detach().cpu() if isinstance(cov, torch.Tensor) else cov, dtype=np.float64)
     if A.ndim != 2 or A.shape[0] != A.shape[1]:
         raise ValueError(f"covariance must be a square matrix, got shape {A.shape}")
+    if not np.isfinite(A).all():
+        raise ValueError("covariance has NaN or infinite entries; estimate it in float64 "
+                         "(see curvature.laplace_covariance)")
     A = 0.5 * (A + A.T)
     if scale:
         d = np.sqrt(np.clip(np.diag(A), 1e-300, None))
@@ -95,8 +98,9 @@ def belsley_order(cov, n_steps: int = 100, scale: bool = True, progress: bool = 
         while len(active) > 1:
             _, q = belsley_proportions(A[np.ix_(active, active)], scale=scale)
             take = np.argsort(-q[:, -1], kind="stable")[: min(step, len(active) - 1)]
+            order.extend(active[t] for t in take)  # most collinear first, also within a step
             for t in sorted(take, reverse=True):
-                order.append(active.pop(t))
+                active.pop(t)
             bar.update(len(take))
         order.extend(active)
     return np.array(order)

@@ -37,7 +37,7 @@ def input_key(report: str, params: dict) -> str:
     files = [root / get_report(report).notebook, root / "requirements.lock", root / "data" / "SHA256SUMS"]
     files += sorted((root / "src" / "paramspace").rglob("*.py"))
     for f in files:
-        h.update(str(f.relative_to(root)).encode())
+        h.update(str(f.relative_to(root) if f.is_relative_to(root) else f).encode())
         h.update(f.read_bytes() if f.exists() else b"<missing>")
     h.update(json.dumps(params, sort_keys=True).encode())
     return h.hexdigest()
@@ -55,6 +55,19 @@ def to_ipynb(src: Path, dest: Path) -> None:
     from jupytext.cli import jupytext as jupytext_cli
 
     jupytext_cli(["--to", "ipynb", "--set-kernel", "python3", "--quiet", str(src), "-o", str(dest)])
+
+
+def _hide_default_parameters(path: Path) -> None:
+    """Tag the notebook's own ``parameters`` cell ``remove-cell``: the book shows papermill's
+    ``injected-parameters`` cell instead, which holds the values this run actually used."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    nbformat.write(nb, path)
 
 
 def run_report(report: str, profile: str = "book", overrides: dict | None = None,
@@ -100,7 +113,9 @@ def run_report(report: str, profile: str = "book", overrides: dict | None = None
                 f"(execution count {exc.exec_count}): {exc.ename}: {exc.evalue}\n"
                 f"The partially executed notebook is {failed}"
             ) from None
+        _hide_default_parameters(partial)
         os.replace(partial, out)
+        (out_dir / f".{rep.name}.failed.ipynb").unlink(missing_ok=True)
     _atomic_write_text(stamp, json.dumps({"key": key, "profile": profile, "params": params,
                                           "seconds": round(time.perf_counter() - t0, 1)}, indent=1))
     log(f"[{report}] done in {time.perf_counter() - t0:.0f} s")

@@ -1,0 +1,107 @@
+"""End to end: every notebook through the runner in the smoke profile, then the book from those outputs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from paramspace import profiles
+from paramspace.claims import VERDICTS, read_ledger
+from paramspace.data import project_root
+from paramspace.runner import ReportFailed, run_report
+
+ROOT = project_root()
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smoke_outputs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reports")
+    logs = []
+    for name in profiles.REPORTS:
+        run_report(name, "smoke", output_dir=out, force=True, progress=False, log=logs.append)
+    return out
+
+
+def _cell_outputs(path: Path) -> list:
+    nb = nbformat.read(path, as_version=4)
+    return [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+
+
+def test_every_notebook_runs_in_smoke_profile(smoke_outputs):
+    for name in profiles.REPORTS:
+        nb = smoke_outputs / f"{name}.ipynb"
+        assert nb.exists(), f"{name}: no executed notebook"
+        outs = _cell_outputs(nb)
+        assert not [o for o in outs if o.output_type == "error"], f"{name}: error output"
+        assert any(o.output_type == "display_data" and "image/png" in o.get("data", {}) for o in outs), \
+            f"{name}: no figure"
+        ledger = read_ledger(smoke_outputs / f"{name}.claims.json")
+        assert ledger and all(c.verdict in VERDICTS for c in ledger)
+        # the provenance footer names the profile and the commit
+        text = json.dumps([o.get("data", {}).get("text/markdown", "") for o in outs])
+        assert "provenance" in text and "`smoke`" in text and "git commit" in text
+
+
+def test_smoke_runs_are_deterministic(smoke_outputs, tmp_path):
+    name = "parameter_relevance"
+    run_report(name, "smoke", output_dir=tmp_path, force=True, progress=False, log=lambda *_: None)
+    a = json.loads((smoke_outputs / f"{name}.claims.json").read_text())
+    b = json.loads((tmp_path / f"{name}.claims.json").read_text())
+    assert a == b
+
+    # the tables behind every figure are identical too (timings excluded: they are wall times)
+    from paramspace import relevance
+
+    params = profiles.resolve(name, "smoke")
+    r1, r2 = relevance.run(params, progress=False), relevance.run(params, progress=False)
+    for key in ("curves", "noise", "models"):
+        assert r1[key].equals(r2[key]), key
+
+
+def test_runner_skips_unchanged_inputs(smoke_outputs):
+    logs = []
+    name = "parameter_relevance"
+    before = (smoke_outputs / f"{name}.ipynb").stat().st_mtime_ns
+    run_report(name, "smoke", output_dir=smoke_outputs, progress=False, log=logs.append)
+    assert any("skipping" in m for m in logs)
+    assert (smoke_outputs / f"{name}.ipynb").stat().st_mtime_ns == before
+
+
+def test_failing_notebook_names_report_and_cell(tmp_path, monkeypatch):
+    nb = tmp_path / "failing.py"
+    nb.write_text('# %% tags=["parameters"]\nprofile = "smoke"\ndevice = "cpu"\nseed = 0\nn_seeds = 1\n\n'
+                  '# %%\nx = 1\n\n# %%\nraise ValueError("boom from the fixture")\n')
+    rep = profiles.Report("failing_fixture", "fixture", "nobody", "999", dict(profiles.COMMON),
+                          {p: dict(profile=p, device="cpu", seed=0, n_seeds=1) for p in profiles.PROFILES},
+                          notebook=str(nb))
+    monkeypatch.setitem(profiles.REPORTS, rep.name, rep)
+    out = tmp_path / "out"
+    with pytest.raises(ReportFailed) as err:
+        run_report(rep.name, "smoke", output_dir=out, progress=False, log=lambda *_: None)
+    msg = str(err.value)
+    assert "failing_fixture" in msg and "cell 2" in msg and "boom from the fixture" in msg
+    assert not (out / "failing_fixture.ipynb").exists()  # no half-written output
+    assert (out / ".failing_fixture.failed.ipynb").exists()
+
+
+def test_book_builds_from_smoke_outputs_with_warnings_as_errors(smoke_outputs, tmp_path):
+    book = tmp_path / "book"
+    shutil.copytree(ROOT / "book", book, ignore=shutil.ignore_patterns("_build", "reports"))
+    shutil.copytree(smoke_outputs, book / "reports")
+    jb = Path(sys.executable).with_name("jupyter-book")
+    res = subprocess.run([str(jb), "build", str(book), "--warningiserror", "--keep-going"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    html = book / "_build" / "html"
+    page = (html / "reports" / "parameter_relevance.html").read_text()
+    assert "Claims and verdicts" in page and "<img" in page
+    chk = subprocess.run([sys.executable, str(ROOT / "tools" / "check_offline.py"), str(html)],
+                         capture_output=True, text=True)
+    assert chk.returncode == 0, chk.stdout + chk.stderr

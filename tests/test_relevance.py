@@ -1,0 +1,107 @@
+"""Report 5's experiment helpers: AUC table, Belsley illustrations, and a tiny end-to-end run."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from paramspace import relevance, runner
+from paramspace.claims import VERDICTS
+from paramspace.profiles import ProfileError, resolve
+
+
+def test_auc_table_by_hand():
+    f = [0.0, 0.5, 1.0]
+    curves = pd.DataFrame(
+        [dict(dataset="d", seed=0, criterion="a", fraction=x, quality=q) for x, q in zip(f, [1.0, 0.5, 0.0])]
+        + [dict(dataset="d", seed=0, criterion="b", fraction=x, quality=q) for x, q in zip(f[::-1], [-3.0, 1.0, 1.0])]
+    )
+    auc = relevance.auc_table(curves).set_index("criterion")["auc"]
+    assert auc["a"] == pytest.approx(0.5)  # mean of the line 1 - f
+    # b sorted by fraction: (0, 1), (0.5, 1), (1, -3 -> clipped to 0): 0.5 * 1 + 0.5 * (1 + 0) / 2 = 0.75
+    assert auc["b"] == pytest.approx(0.75)
+    raw = relevance.auc_table(curves, clip_min=None).set_index("criterion")["auc"]
+    assert raw["b"] == pytest.approx(0.5 * 1.0 + 0.5 * (1.0 - 3.0) / 2)  # = 0
+
+
+def test_belsley_toy_flags_the_collinear_group():
+    # cov of (sin, cos, 2 + cos, 2 + sin, cos + sin, x): constants drop out, so columns 0..4 span
+    # only two directions (rank 2 among five) and x is the only one outside the group
+    toy = relevance.belsley_toy()
+    assert sorted(toy["flagged"]) == sorted(["sin x", "cos x", "2 + cos x", "2 + sin x", "cos x + sin x"])
+    np.testing.assert_allclose(toy["q"].sum(1), 1.0, atol=1e-12)
+    assert toy["share"][5] < 0.5
+
+
+def test_belsley_synthetic_flags_the_block():
+    # population: eigenvalues 0.05 (x 98) and 1 + 0.95 * 98 in the block -> eta ~ 43 > 30 for the
+    # block directions; w_0 sits on eigenvalue ~1 (eta ~ 10)
+    out = relevance.belsley_synthetic(n_samples=1000, seed=0)
+    assert out["d"] == 100
+    assert list(out["flagged"]) == list(range(1, 100))
+
+
+@pytest.fixture(scope="module")
+def smoke_run():
+    params = resolve("parameter_relevance", "smoke",
+                     dict(datasets=["wine"], n_seeds=1, hidden=[4], epochs=2, belsley_steps=3,
+                          fractions=[0.0, 0.5, 1.0], noise_draws=2))
+    return params, relevance.run(params, progress=False)
+
+
+def test_run_smoke_structure(smoke_run):
+    params, out = smoke_run
+    curves, noise, timing, models = out["curves"], out["noise"], out["timing"], out["models"]
+    assert len(curves) == len(relevance.CRITERIA) * 3
+    assert set(curves["criterion"]) == set(relevance.CRITERIA)
+    assert models["n_params"].tolist() == [13 * 4 + 4 + 4 * 3 + 3]
+    assert len(timing) == len(relevance.CRITERIA) and (timing["seconds"] >= 0).all()
+    assert len(noise) == (1 + len(relevance.NOISE_CRITERIA)) * len(params["noise_sigmas"])
+    assert (noise[noise["sigma"] == 0.0]["output_std"] == 0.0).all()
+    # every criterion starts from the same network and, with all parameters removed, predicts
+    # class 0 for every test point
+    from paramspace.data import load
+
+    ds = load("wine", seed=params["seed"])
+    start = curves[curves["fraction"] == 0.0]["quality"]
+    assert start.nunique() == 1 and start.iloc[0] == pytest.approx(models["quality"].iloc[0])
+    end = curves[curves["fraction"] == 1.0]["quality"]
+    assert np.allclose(end, (ds.y_test == 0).float().mean().item())
+
+
+def test_claims_from_smoke_run(smoke_run):
+    params, out = smoke_run
+    toy = relevance.belsley_toy()
+    synth = relevance.belsley_synthetic()
+    ledger = relevance.claims(out["curves"], toy, synth, params)
+    assert len(ledger) == 2 + 3 * len(params["datasets"])
+    assert all(c.verdict in VERDICTS for c in ledger)
+    assert [c.verdict for c in ledger[:2]] == ["reproduced", "reproduced"]
+    # one seed: no interval, never "reproduced"
+    assert all(c.verdict != "reproduced" and c.interval is None for c in ledger[2:])
+    md = relevance.summary_markdown(ledger)
+    assert "2 of 2 exact checks reproduced" in md
+
+
+# --- runner (no notebook execution) -----------------------------------------------------------
+
+
+def test_input_key_depends_on_parameters():
+    p = resolve("parameter_relevance", "smoke")
+    k1 = runner.input_key("parameter_relevance", p)
+    assert k1 == runner.input_key("parameter_relevance", dict(p))
+    assert len(k1) == 64 and int(k1, 16) >= 0
+    assert k1 != runner.input_key("parameter_relevance", {**p, "epochs": p["epochs"] + 1})
+
+
+def test_run_report_validates_before_compute(tmp_path):
+    with pytest.raises(ProfileError):
+        runner.run_report("parameter_relevance", "smoke", {"epochs": 0}, output_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ProfileError):
+        runner.run_report("no_such_report", "smoke", output_dir=tmp_path / "out")
+
+
+def test_runner_default_output_dir():
+    from paramspace.data import project_root
+
+    assert runner.default_output_dir() == project_root() / "book" / "reports"
