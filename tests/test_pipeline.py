@@ -86,7 +86,8 @@ def test_failing_notebook_names_report_and_cell(tmp_path, monkeypatch):
     with pytest.raises(ReportFailed) as err:
         run_report(rep.name, "smoke", output_dir=out, progress=False, log=lambda *_: None)
     msg = str(err.value)
-    assert "failing_fixture" in msg and "cell 2" in msg and "boom from the fixture" in msg
+    # the third cell of the source notebook (papermill's injected cell is not counted), quoted
+    assert "failing_fixture" in msg and "cell 3 (`raise ValueError" in msg and "boom from the fixture" in msg
     assert not (out / "failing_fixture.ipynb").exists()  # no half-written output
     assert (out / ".failing_fixture.failed.ipynb").exists()
 

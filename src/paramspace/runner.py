@@ -57,6 +57,18 @@ def to_ipynb(src: Path, dest: Path) -> None:
     jupytext_cli(["--to", "ipynb", "--set-kernel", "python3", "--quiet", str(src), "-o", str(dest)])
 
 
+def _describe_cell(path: Path, index: int) -> str:
+    """``cell N (`first line`)``, N counting the source notebook's cells from 1 (papermill's
+    injected-parameters cell is not counted)."""
+    import nbformat
+
+    cells = [c for c in nbformat.read(path, as_version=4).cells  # drop papermill's error banners
+             if "papermill-error-cell-tag" not in c.metadata.get("tags", [])]
+    injected = sum(1 for c in cells[:index] if "injected-parameters" in c.metadata.get("tags", []))
+    first = next((ln for ln in cells[index].source.splitlines() if ln.strip()), "") if index < len(cells) else ""
+    return f"cell {index - injected + 1} (`{first.strip()[:80]}`)"
+
+
 def _hide_default_parameters(path: Path) -> None:
     """Tag the notebook's own ``parameters`` cell ``remove-cell``: the book shows papermill's
     ``injected-parameters`` cell instead, which holds the values this run actually used."""
@@ -108,10 +120,10 @@ def run_report(report: str, profile: str = "book", overrides: dict | None = None
         except PapermillExecutionError as exc:
             failed = out_dir / f".{rep.name}.failed.ipynb"
             os.replace(partial, failed)
+            where = _describe_cell(failed, exc.cell_index)
             raise ReportFailed(
-                f"report {report!r} ({profile} profile) failed in cell {exc.cell_index} "
-                f"(execution count {exc.exec_count}): {exc.ename}: {exc.evalue}\n"
-                f"The partially executed notebook is {failed}"
+                f"report {report!r} ({profile} profile) failed in {where} of {rep.notebook}: "
+                f"{exc.ename}: {exc.evalue}\nThe partially executed notebook is {failed}"
             ) from None
         _hide_default_parameters(partial)
         os.replace(partial, out)
