@@ -51,7 +51,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lock: $(STAMP)
-	{ head -3 requirements.lock; $(BIN)/python -m pip freeze --exclude-editable | grep -v '^paramspace'; } > requirements.lock.new
+	{ head -3 requirements.lock; $(BIN)/python -m pip freeze --all --exclude-editable | grep -v -E '^(paramspace|pip)=='; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock
 
 clean:

@@ -12,7 +12,7 @@ import nbformat
 import pytest
 
 from paramspace import profiles
-from paramspace.claims import VERDICTS, read_ledger
+from paramspace.claims import VERDICTS, read_ledger, verdict_boolean, verdict_paired, write_scorecard
 from paramspace.data import project_root
 from paramspace.runner import ReportFailed, run_report
 
@@ -26,6 +26,7 @@ def smoke_outputs(tmp_path_factory):
     logs = []
     for name in profiles.REPORTS:
         run_report(name, "smoke", output_dir=out, force=True, progress=False, log=logs.append)
+    write_scorecard(out)
     return out
 
 
@@ -47,6 +48,23 @@ def test_every_notebook_runs_in_smoke_profile(smoke_outputs):
         # the provenance footer names the profile and the commit
         text = json.dumps([o.get("data", {}).get("text/markdown", "") for o in outs])
         assert "provenance" in text and "`smoke`" in text and "git commit" in text
+
+
+def test_every_report_emits_a_ledger_whose_verdicts_follow_from_its_numbers(smoke_outputs):
+    for name in profiles.REPORTS:
+        ledger = read_ledger(smoke_outputs / f"{name}.claims.json")
+        assert ledger, f"{name}: empty ledger"
+        for c in ledger:
+            assert c.profile == "smoke"
+            if c.rule == "paired":
+                assert c.evidence and len(c.evidence) == len(c.seeds)
+                assert c.verdict == verdict_paired(c.evidence), c.claim
+            else:
+                assert c.rule == "exact" and c.verdict in (verdict_boolean(True), verdict_boolean(False))
+    card = (smoke_outputs / "scorecard.md").read_text()
+    for name in profiles.REPORTS:
+        n = len(read_ledger(smoke_outputs / f"{name}.claims.json"))
+        assert f"</reports/{name}>` | {n} |" in card
 
 
 def test_smoke_runs_are_deterministic(smoke_outputs, tmp_path):

@@ -102,3 +102,42 @@ def table(claims: list[Claim]):
 
     return pd.DataFrame([{"claim": c.claim, "report": c.report_value, "measured": c.our_value,
                           "verdict": c.verdict} for c in claims])
+
+
+def scorecard(directory: Path | None = None) -> list[dict]:
+    """Per report: how many claims were reproduced / partly / not, read from the ledgers."""
+    from .profiles import REPORTS
+
+    directory = Path(directory) if directory is not None else output_dir()
+    rows = []
+    for name, rep in REPORTS.items():
+        path = directory / f"{name}.claims.json"
+        row = {"report": name, "title": rep.title, "seed": rep.seed_id, "claims": 0,
+               **{v: 0 for v in VERDICTS}, "profile": ""}
+        if path.exists():
+            ledger = read_ledger(path)
+            row["claims"] = len(ledger)
+            row["profile"] = ", ".join(sorted({c.profile for c in ledger}))
+            for c in ledger:
+                row[c.verdict] += 1
+        rows.append(row)
+    return rows
+
+
+def write_scorecard(directory: Path | None = None) -> Path:
+    """Write ``scorecard.md`` (a MyST table) next to the ledgers; the book's intro includes it."""
+    directory = Path(directory) if directory is not None else output_dir()
+    lines = ["| report | claims | reproduced | partly | not reproduced | profile |",
+             "|---|---|---|---|---|---|"]
+    for r in scorecard(directory):
+        link = f"{{doc}}`{r['title']} </reports/{r['report']}>`"
+        if r["claims"]:
+            lines.append(f"| {link} | {r['claims']} | {r['reproduced']} | {r['partly']} | "
+                         f"{r['not reproduced']} | `{r['profile']}` |")
+        else:
+            lines.append(f"| {r['title']} | no ledger yet | | | | |")
+    path = directory / "scorecard.md"
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+    return path

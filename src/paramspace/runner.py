@@ -136,6 +136,10 @@ def run_report(report: str, profile: str = "book", overrides: dict | None = None
 
 def run_all(profile: str = "book", output_dir=None, force: bool = False, device: str | None = None,
             log=print) -> list[Path]:
-    """Run every report (in order); stop at the first failure."""
+    """Run every report (in order; stop at the first failure), then write the claims scorecard."""
+    from .claims import write_scorecard
+
     overrides = {"device": device} if device else None
-    return [run_report(name, profile, overrides, output_dir, force, log=log) for name in REPORTS]
+    outs = [run_report(name, profile, overrides, output_dir, force, log=log) for name in REPORTS]
+    write_scorecard(Path(output_dir) if output_dir is not None else default_output_dir())
+    return outs
