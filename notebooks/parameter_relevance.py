@@ -55,6 +55,7 @@
 # | Optimal Brain Damage | $\tfrac12 h_{jj} \mu_j^2$, with $h_{jj}$ the exact diagonal of the Hessian of the mean training loss at $\boldsymbol\mu$ |
 # | variational | $\mu_j^2 / \sigma_j^2$ |
 # | Belsley | late removal order from the variance-decomposition proportions of $\operatorname{cov}(\mathbf{w})$ (below) |
+# | Belsley on the design (our variant) | the same, on $\mathbf{G} = \frac1m\sum_i \mathbf{g}_i \mathbf{g}_i^\top$, $\mathbf{g}_i = \nabla_{\mathbf w} \ell_i$ |
 
 # %% tags=["parameters"]
 profile = "book"
@@ -79,7 +80,6 @@ noise_draws = 20
 
 # %% tags=["remove-cell"]
 import matplotlib.pyplot as plt
-import pandas as pd
 from IPython.display import Markdown, display
 
 from paramspace import claims as C
@@ -153,8 +153,12 @@ plt.show()
 # Its posterior mean $\boldsymbol\mu$ is **the** network that every criterion prunes, one-shot and without
 # retraining, so all curves of a seed start from the same point. The covariance for Belsley's method
 # is the Laplace approximation $(\mathbf{H} + 10^{-3}\mathbf{I})^{-1}$ at $\boldsymbol\mu$, with $\mathbf{H}$
-# the exact Hessian of the mean training loss (`torch.func`); the report does not pin this choice down, and
-# it matters (see the discussion).
+# the exact Hessian of the mean training loss (`torch.func`); the report does not pin this choice down.
+# Because Belsley's diagnostics were made for a regression *design* matrix, we add one variant of our own:
+# the same diagnostics on $\mathbf{G} = \mathbb{E}[\mathbf{g}\mathbf{g}^\top]$, the Gram matrix of the per-sample
+# gradients, which is (up to scale) $\mathbf{J}^\top\mathbf{J}$ for the Jacobian $\mathbf{J}$ of the network
+# linearised at $\boldsymbol\mu$, i.e. Belsley's original setting for that linear model. Collinear columns
+# of $\mathbf{J}$ are parameters whose effects on the outputs are redundant.
 
 # %%
 display(Markdown(f"**This run:** {relevance.describe(P)}; data sets: {', '.join(P['datasets'])}; "
@@ -233,8 +237,7 @@ for d in P["datasets"]:
 # %%
 ledger = relevance.claims(curves, toy, synth, P)
 C.write_ledger(REPORT, ledger)
-with pd.option_context("display.max_colwidth", None):
-    display(C.table(ledger).style.hide(axis="index"))
+display(Markdown(C.markdown_table(ledger)))
 
 # %% [markdown]
 # ## Discussion
@@ -251,9 +254,11 @@ display(Markdown(relevance.summary_markdown(ledger)))
 #   $(\mathbf H + \delta\mathbf I)^{-1}$, the directions of smallest covariance eigenvalue, which the method
 #   treats as collinear, are the *stiffest* directions of the loss; the parameters with large proportions
 #   there are the ones the loss is most sensitive to, so removing them first can be worse than removing at
-#   random. The report's covariance estimate may differ (for instance, the covariance of parameter samples
-#   along the optimisation path); this page implements the Laplace choice only and reports what it gives
-#   rather than tuning until the claim holds.
+#   random. The design variant $\mathbf G$ removes that inversion; compare its line with random removal above.
+#   Collinearity says that *one* of a group is redundant, not which group matters, and neither variant uses
+#   the size of a parameter, which OBD and $\mu^2/\sigma^2$ both do. The report's covariance estimate may
+#   differ from both of ours (for instance, the covariance of parameter samples along the optimisation path);
+#   we report what these two give rather than tune until the claim holds.
 # * One-shot pruning without retraining is used throughout; retraining after each removal would raise
 #   all curves.
 

@@ -329,3 +329,18 @@ def test_prune_sweep_fully_pruned_classifier_predicts_class_zero():
     q = pruning.prune_sweep(_small_mlp(), pruning.random_scores(_small_mlp()), [1.0], ds)
     # all logits are 0, argmax picks class 0
     assert q[0] == pytest.approx((ds.y_test == 0).float().mean().item())
+
+
+def test_belsley_zero_variance_parameter_is_flagged_first_without_warnings():
+    import warnings
+
+    # parameter 1 has no variance at all (a dead unit); 0 and 2 are independent with unit variance
+    A = np.diag([1.0, 0.0, 2.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        eta, q = pruning.belsley_proportions(A)
+        order = pruning.belsley_order(A)
+    assert np.allclose(q.sum(1), 1.0)
+    assert np.isfinite(eta).all() and eta[-1] > 1e5
+    assert q[1, -1] == pytest.approx(1.0)
+    assert order[0] == 1

@@ -96,6 +96,14 @@ def read_ledger(path: Path) -> list[Claim]:
     return [Claim(**c) for c in json.loads(Path(path).read_text())["claims"]]
 
 
+def markdown_table(claims: list[Claim]) -> str:
+    """The claims as a Markdown table (rendered by the book's theme)."""
+    esc = lambda t: str(t).replace("|", "\\|")  # noqa: E731
+    rows = ["| claim | the report | measured here | verdict |", "|---|---|---|---|"]
+    rows += [f"| {esc(c.claim)} | {esc(c.report_value)} | {esc(c.our_value)} | **{c.verdict}** |" for c in claims]
+    return "\n".join(rows)
+
+
 def table(claims: list[Claim]):
     """The claims as a pandas DataFrame for display."""
     import pandas as pd

@@ -8,9 +8,10 @@ import pandas as pd
 import seaborn as sns
 
 PALETTE = {"random": "#7f7f7f", "magnitude": "#8c564b", "obd": "#1f77b4", "variational": "#d62728",
-           "belsley": "#2ca02c", "unpruned": "#000000"}
+           "belsley": "#2ca02c", "belsley_design": "#9467bd", "unpruned": "#000000"}
 LABELS = {"random": "random", "magnitude": "magnitude", "obd": "OBD", "variational": "variational μ²/σ²",
-          "belsley": "Belsley", "unpruned": "not pruned"}
+          "belsley": "Belsley (Laplace cov.)", "belsley_design": "Belsley (design G)",
+          "unpruned": "not pruned"}
 
 
 def setup():

@@ -72,11 +72,15 @@ def belsley_proportions(cov: np.ndarray | torch.Tensor, scale: bool = True, rcon
                          "(see curvature.laplace_covariance)")
     A = 0.5 * (A + A.T)
     if scale:
-        d = np.sqrt(np.clip(np.diag(A), 1e-300, None))
+        # a parameter with zero variance (e.g. a dead unit's weight in a gradient Gram matrix) keeps
+        # its zero row: it spans an exactly singular direction of its own and is flagged first
+        dg = np.diag(A).copy()
+        dg[dg <= 0] = 1.0
+        d = np.sqrt(dg)
         A = A / np.outer(d, d)
     lam, V = np.linalg.eigh(A)
     lam, V = lam[::-1], V[:, ::-1]
-    lam = np.clip(lam, rcond * lam[0], None)
+    lam = np.clip(lam, max(rcond * lam[0], np.finfo(float).tiny), None)
     eta = np.sqrt(lam[0] / lam)
     phi = V**2 / lam[None, :]
     return eta, phi / phi.sum(1, keepdims=True)

@@ -8,7 +8,10 @@ the network every criterion prunes, so all curves start from the same model.  Cr
   the mean training loss at the posterior mean;
 * ``variational`` -- ``mu_j^2 / sigma_j^2`` of the variational posterior;
 * ``belsley``     -- Belsley's variance-decomposition proportions of the Laplace covariance
-  ``(H + damping I)^{-1}`` (correlation-scaled), removing the most collinear parameters first.
+  ``(H + damping I)^{-1}`` (correlation-scaled), removing the most collinear parameters first;
+* ``belsley_design`` -- our variant: the same diagnostics on ``G = E[g g^T]``, the Gram matrix of the
+  per-sample gradients, i.e. of the design matrix of the network linearised at its parameters
+  (for a linear model this is Belsley's original setting, up to scale).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from . import curvature, data as D, pruning, variational
 from .models import mlp
 from .train import resolve_device, seed_everything, train
 
-CRITERIA = ("random", "obd", "variational", "belsley")
+CRITERIA = ("random", "obd", "variational", "belsley", "belsley_design")
 NOISE_CRITERIA = ("random", "obd", "variational")
 
 
@@ -57,10 +60,13 @@ def criterion_scores(bayes, det, ds: D.Dataset, params: dict, seed: int) -> tupl
             scores[name] = pruning.obd_scores(det, X, y, ds.task)
         elif name == "variational":
             scores[name] = pruning.variational_scores(bayes)
-        else:
+        elif name == "belsley":
             H = curvature.hessian(det, X, y, ds.task)
             cov = curvature.laplace_covariance(H, params["laplace_damping"])
             scores[name] = pruning.belsley_scores(det, cov, n_steps=params["belsley_steps"])
+        else:
+            G = curvature.gradient_outer(det, X, y, ds.task).double()
+            scores[name] = pruning.belsley_scores(det, G, n_steps=params["belsley_steps"])
         seconds[name] = time.perf_counter() - t0
     return scores, seconds
 
@@ -170,9 +176,10 @@ def claims(curves: pd.DataFrame, toy: dict, synth: dict, params: dict) -> list:
         "block detected", f"{len(synth['flagged'])} flagged; w_0 flagged: {0 in synth['flagged']}",
         verdict_boolean(list(synth["flagged"]) == expect), [], None, params["profile"], [], "exact"))
     names = {"obd": "Optimal Brain Damage", "variational": "variational relevance μ²/σ²",
-             "belsley": "Belsley's method"}
+             "belsley": "Belsley's method (Laplace covariance)",
+             "belsley_design": "Belsley's method on the linearised design G (our variant)"}
     qn = {"wine": "accuracy", "boston": "max(R², 0)", "synthetic": "max(R², 0)"}
-    for crit in ("obd", "variational", "belsley"):
+    for crit in ("obd", "variational", "belsley", "belsley_design"):
         for d in params["datasets"]:
             sub = auc.loc[d]
             out.append(paired_claim(
@@ -198,7 +205,7 @@ def summary_markdown(ledger: list) -> str:
             by[c.claim.split(" keeps quality")[0]].append(c)
     for crit, cs in by.items():
         counts = collections.Counter(c.verdict for c in cs)
-        means = ", ".join(f"{c.claim.split(' on ')[1].split(' ')[0]} {np.mean(c.evidence):+.3f}" for c in cs)
+        means = ", ".join(f"{c.claim.split(' random removal on ')[1].split(' ')[0]} {np.mean(c.evidence):+.3f}" for c in cs)
         lines.append(f"* {crit} vs random: " + ", ".join(f"{v} on {n}" for v, n in counts.items())
                      + f" data set(s); mean area difference {means}.")
     return "\n".join(lines)
