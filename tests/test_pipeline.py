@@ -124,3 +124,14 @@ def test_book_builds_from_smoke_outputs_with_warnings_as_errors(smoke_outputs, t
     chk = subprocess.run([sys.executable, str(ROOT / "tools" / "check_offline.py"), str(html)],
                          capture_output=True, text=True)
     assert chk.returncode == 0, chk.stdout + chk.stderr
+
+
+def test_unavailable_cuda_fails_before_running(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(RuntimeError, match="cuda"):
+        run_report("parameter_relevance", "smoke", {"device": "cuda"}, output_dir=tmp_path, progress=False,
+                   log=lambda *_: None)
+    assert not list(tmp_path.glob("*.ipynb"))

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                 run_report(args.report, args.profile, overrides, args.out, args.force)
             else:
                 run_all(args.profile, args.out, args.force, args.device)
-        except ReportFailed as exc:
+        except (ReportFailed, RuntimeError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         return 0

@@ -63,8 +63,8 @@ def verified_path(relpath: str, root: Path | None = None) -> Path:
     root = Path(root) if root is not None else data_dir()
     path = root / relpath
     fix = (
-        f"restore it with `git checkout -- data/{relpath}` or copy it from "
-        f"../shared/data/{relpath} (see data/README.md)"
+        f"restore it with `git checkout -- data/{relpath}` or `make data` (which copies it from "
+        f"../shared/data/{relpath}); see data/README.md"
     )
     if not path.exists():
         raise DataError(f"data file {path} is missing; {fix}")

@@ -16,7 +16,8 @@ LABELS = {"random": "random", "magnitude": "magnitude", "obd": "OBD", "variation
 
 def setup():
     sns.set_theme(context="notebook", style="whitegrid", font_scale=1.1)
-    plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "figure.figsize": (7.5, 4.5)})
+    plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "figure.figsize": (9.5, 4.5),
+                         "savefig.bbox": "tight"})
 
 
 def band(df: pd.DataFrame, x: str, y: str, hue: str = "criterion", ax=None, xlabel: str = "",
@@ -30,7 +31,9 @@ def band(df: pd.DataFrame, x: str, y: str, hue: str = "criterion", ax=None, xlab
     sns.lineplot(data=d, x=x, y=y, hue=hue, hue_order=order, palette=PALETTE, errorbar="sd",
                  marker="o", markersize=4, ax=ax)
     handles, labels = ax.get_legend_handles_labels()
-    ax.legend(handles, [LABELS.get(lbl, lbl) for lbl in labels], title=None, frameon=True)
+    # outside the axes, so that no curve is hidden behind it
+    ax.legend(handles, [LABELS.get(lbl, lbl) for lbl in labels], title=None, frameon=False,
+              loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set(xlabel=xlabel or x, ylabel=ylabel or y, title=title)
     return ax
 

@@ -91,6 +91,9 @@ def run_report(report: str, profile: str = "book", overrides: dict | None = None
 
     rep = get_report(report)
     params = resolve(report, profile, overrides)  # validated before any compute
+    from .train import resolve_device
+
+    resolve_device(params["device"])  # an unavailable CUDA device is an error now, not mid-run
     root = project_root()
     src = root / rep.notebook
     if not src.exists():
