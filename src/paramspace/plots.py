@@ -12,6 +12,11 @@ PALETTE = {"random": "#7f7f7f", "magnitude": "#8c564b", "obd": "#1f77b4", "varia
 LABELS = {"random": "random", "magnitude": "magnitude", "obd": "OBD", "variational": "variational μ²/σ²",
           "belsley": "Belsley (Laplace cov.)", "belsley_design": "Belsley (design G)",
           "unpruned": "not pruned"}
+# report 3: importance-guided DropConnect (methods of paramspace.importance)
+PALETTE.update({"no_dropout": "#000000", "dropconnect": "#7f7f7f", "importance_dc": "#ff7f0e",
+                "importance_dc_kl": "#1f77b4"})
+LABELS.update({"no_dropout": "no dropout", "dropconnect": "DropConnect",
+               "importance_dc": "importance DropConnect", "importance_dc_kl": "importance DropConnect + KL"})
 
 
 def setup():
@@ -21,19 +26,29 @@ def setup():
 
 
 def band(df: pd.DataFrame, x: str, y: str, hue: str = "criterion", ax=None, xlabel: str = "",
-         ylabel: str = "", title: str = "", percent_x: bool = False):
-    """Mean over seeds with a ± 1 standard-deviation band, one colour per ``hue`` value."""
+         ylabel: str = "", title: str = "", percent_x: bool = False, palette: dict | None = None,
+         labels: dict | None = None, legend: bool = True, legend_title: str | None = None):
+    """Mean over seeds with a ± 1 standard-deviation band, one colour per ``hue`` value.
+
+    ``palette``/``labels`` map hue values to colours/legend labels (default: report 5's criteria,
+    :data:`PALETTE` and :data:`LABELS`); only hue values in ``palette`` are drawn, in its order.
+    """
     ax = ax or plt.subplots()[1]
+    palette = PALETTE if palette is None else palette
+    labels = LABELS if labels is None else labels
     d = df.copy()
     if percent_x:
         d[x] = 100 * d[x]
-    order = [h for h in PALETTE if h in set(d[hue])]
-    sns.lineplot(data=d, x=x, y=y, hue=hue, hue_order=order, palette=PALETTE, errorbar="sd",
+    order = [h for h in palette if h in set(d[hue])]
+    sns.lineplot(data=d, x=x, y=y, hue=hue, hue_order=order, palette=palette, errorbar="sd",
                  marker="o", markersize=4, ax=ax)
-    handles, labels = ax.get_legend_handles_labels()
-    # outside the axes, so that no curve is hidden behind it
-    ax.legend(handles, [LABELS.get(lbl, lbl) for lbl in labels], title=None, frameon=False,
-              loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    if legend:
+        handles, hl = ax.get_legend_handles_labels()
+        # outside the axes, so that no curve is hidden behind it
+        ax.legend(handles, [labels.get(lbl, lbl) for lbl in hl], title=legend_title, frameon=False,
+                  loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    elif ax.get_legend() is not None:
+        ax.get_legend().remove()
     ax.set(xlabel=xlabel or x, ylabel=ylabel or y, title=title)
     return ax
 
@@ -75,3 +90,125 @@ def collinear_share_figure(synth: dict, threshold_eta: float = 30.0):
     ax.legend(loc="lower right", framealpha=1)
     fig.tight_layout()
     return fig
+
+
+# --- report 2: complexity coefficient lambda --------------------------------------------------
+
+
+def lambda_key(lam: float) -> str:
+    return f"{lam:g}"
+
+
+def lambda_palette(lambdas) -> tuple[dict, dict]:
+    """Colours and legend labels for values of the complexity coefficient, keyed by :func:`lambda_key`:
+    ``lambda = 0`` black, the others along a sequential colour map in increasing order."""
+    pos = [lam for lam in lambdas if lam > 0]
+    cmap = plt.get_cmap("viridis")
+    cols = {lambda_key(lam): cmap(0.85 * i / max(1, len(pos) - 1)) for i, lam in enumerate(pos)}
+    pal = ({lambda_key(0.0): "#000000"} if any(lam == 0 for lam in lambdas) else {}) | cols
+    return pal, {k: f"λ = {k}" for k in pal}
+
+
+def lambda_curves_figure(curves: pd.DataFrame, lambdas, methods, method_labels: dict, stages,
+                         y: str = "accuracy", ylabel: str = "test accuracy (%)", scale: float = 100.0,
+                         hline: float | None = None, vline: float | None = None, suptitle: str = ""):
+    """Rows: ``methods``; columns: ``stages``; in each panel ``y`` vs % of weights removed, one line
+    (mean ± sd over seeds) per lambda, all panels on the same axes.  The legend sits outside the
+    top-right panel."""
+    pal, lab = lambda_palette(lambdas)
+    fig, axes = plt.subplots(len(methods), len(stages), figsize=(4.3 * len(stages) + 2.2, 3.1 * len(methods) + 0.4),
+                             sharex=True, sharey=True, squeeze=False)
+    for i, m in enumerate(methods):
+        for j, stage in enumerate(stages):
+            ax = axes[i, j]
+            d = curves[(curves.method == m) & (curves.stage == stage)]
+            d = d.assign(value=scale * d[y], λ=d.lam.map(lambda_key))
+            band(d, "fraction", "value", hue="λ", ax=ax, percent_x=True, palette=pal, labels=lab,
+                 legend=(i == 0 and j == len(stages) - 1), legend_title="complexity λ",
+                 xlabel="weights removed (%)" if i == len(methods) - 1 else "",
+                 ylabel=ylabel if j == 0 else "", title=f"{method_labels[m]}\n{stage}")
+            if hline is not None:
+                ax.axhline(hline, color="0.3", ls="--", lw=1)
+            if vline is not None:
+                ax.axvline(100 * vline, color="0.3", ls=":", lw=1)
+            ax.tick_params(labelleft=True)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def lambda_continuum_figure(grid: pd.DataFrame, curves: pd.DataFrame, fraction: float, method_labels: dict,
+                            lambdas):
+    """Test accuracy against lambda (log axis): each hypernetwork along a fine grid (mean ± sd band over
+    seeds) and the separately trained models at their lambdas (mean ± sd), unpruned (top) and with
+    ``fraction`` of the weights removed (bottom).  The separate model at lambda = 0, which a log axis
+    cannot place, is the dotted horizontal line."""
+    colours = {"linear": "#1f77b4", "lowrank": "#ff7f0e", "separate": "#000000"}
+    fig, axes = plt.subplots(2, 1, figsize=(9.0, 7.2), sharex=True, sharey=True)
+    sep = curves[(curves.method == "separate") & (curves.stage == "one-shot")]
+    for ax, f in zip(axes, (0.0, fraction)):
+        for m in ("linear", "lowrank"):
+            g = grid[(grid.method == m) & np.isclose(grid.fraction, f)].groupby("lam").accuracy.agg(["mean", "std"])
+            sd = g["std"].fillna(0)
+            ax.plot(g.index, 100 * g["mean"], color=colours[m], label=method_labels[m])
+            ax.fill_between(g.index, 100 * (g["mean"] - sd), 100 * (g["mean"] + sd), color=colours[m], alpha=0.2)
+        s = sep[np.isclose(sep.fraction, f)].groupby("lam").accuracy.agg(["mean", "std"])
+        pos = s[s.index > 0]
+        ax.errorbar(pos.index, 100 * pos["mean"], yerr=100 * pos["std"].fillna(0), fmt="o", color=colours["separate"],
+                    capsize=3, label=method_labels["separate"])
+        if 0.0 in s.index:
+            ax.axhline(100 * s.loc[0.0, "mean"], color=colours["separate"], ls=":", lw=1.2,
+                       label="separate model, λ = 0")
+        ax.set_xscale("log")
+        ax.set(ylabel="test accuracy (%)",
+               title="unpruned" if f == 0 else f"{100 * f:.0f}% of the weights removed (one-shot)")
+        ax.tick_params(labelleft=True)
+    axes[-1].set_xlabel("complexity coefficient λ (log scale)")
+    axes[0].legend(frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def band_panels(df: pd.DataFrame, x: str, panels: list[tuple[str, str]], hue: str = "criterion",
+                xlabel: str = "", title: str = "", ncols: int = 2, panel_size=(5.2, 3.8)):
+    """One :func:`band` panel per ``(column, y label)``, sharing the x axis; one legend, below the grid."""
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size[0] * ncols, panel_size[1] * nrows + 0.6),
+                             squeeze=False)
+    for ax, (col, ylabel) in zip(axes.flat, panels):
+        band(df, x, col, hue=hue, ax=ax, xlabel=xlabel, ylabel=ylabel)
+        handles, labels = ax.get_legend_handles_labels()
+        ax.get_legend().remove()
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    fig.legend(handles, [LABELS.get(lbl, lbl) for lbl in labels], loc="lower center", ncol=len(labels),
+               frameon=False, bbox_to_anchor=(0.5, 0.0))
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig
+
+
+def importance_histograms(values: dict[str, np.ndarray], ax=None, title: str = "", floor: float = 1e-8):
+    """Histograms of importances (one step line per key of ``values``), log-spaced bins.
+
+    Importances are on the scaled simplex of their layer (layer mean 1); values below ``floor``
+    (including those that underflowed to 0) are counted in the first bin.  The legend goes below
+    the axes, so that it hides no bar.
+    """
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(10, 5.2))
+    top = max(float(np.max(v)) for v in values.values())
+    bins = np.logspace(np.log10(floor), np.log10(max(top, 10.0)) + 0.05, 61)
+    for key, v in values.items():
+        v = np.clip(np.asarray(v, dtype=float), floor, None)
+        frac = np.full(len(v), 1.0 / len(v))
+        ax.hist(v, bins=bins, weights=frac, histtype="step", lw=2, color=PALETTE.get(key),
+                label=f"{LABELS.get(key, key)} ({np.mean(v <= floor):.1%} of weights at ≤ {floor:.0e})")
+    ax.axvline(1.0, color="k", ls=":", lw=1.2, label="uniform importance $w_j = 1$")
+    ax.set(xscale="log", yscale="log", xlabel="importance $w_j$ (each layer has mean 1; log scale)",
+           ylabel="fraction of weights (log scale)", title=title)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+    ax.figure.tight_layout()
+    return ax

@@ -141,7 +141,123 @@ RELEVANCE.profiles = {
                   noise_sigmas=[0.0, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0], noise_draws=50),
 }
 
-REPORTS: dict[str, Report] = {r.name: r for r in (RELEVANCE,)}
+def _lambda_grid(help: str) -> Param:
+    return Param(list, help,
+                 lambda v: len(v) >= 1 and all(_number(x) and x >= 0 for x in v)
+                 and all(a < b for a, b in zip(v[:-1], v[1:])),
+                 "a non-empty, strictly increasing list of numbers >= 0")
+
+
+VARIATIONAL = Report(
+    name="variational_complexity",
+    title="Variational optimization of deep learning models with complexity control",
+    author="O. S. Grebenkova (with O. Yu. Bakhteev and V. V. Strijov)",
+    seed_id="001",
+    params={
+        **COMMON,
+        "n_train": Param(int, "MNIST training images, a seeded random subset per seed (60000 = all)",
+                         lambda v: 1 <= v <= 60000, "an integer in [1, 60000]"),
+        "n_test": Param(int, "MNIST test images, a seeded random subset per seed (10000 = all)",
+                        lambda v: 1 <= v <= 10000, "an integer in [1, 10000]"),
+        "hidden": int_list("hidden-layer widths (report: [100], i.e. 784-100-10)"),
+        "epochs": positive_int("SGD epochs of every separately trained model"),
+        "hyper_epochs": positive_int("SGD epochs of each hypernetwork"),
+        "lr": positive_float("plain-SGD learning rate (models, hypernetworks and fine-tuning)"),
+        "batch_size": positive_int("minibatch size"),
+        "prior_variance": positive_float("variance of the Gaussian prior N(0, prior_variance) on every parameter"),
+        "init_sigma": positive_float("initial posterior standard deviation of every parameter"),
+        "local_reparam": Param(bool, "sample pre-activations (local reparameterisation) instead of weights"),
+        "lambdas": _lambda_grid("complexity coefficients λ of the separate models (report: 0, 0.01, 0.1, 1, 10, 100)"),
+        "lambda_min": positive_float("lower end of the λ range the hypernetworks are trained on (log-uniform)"),
+        "lambda_max": positive_float("upper end of the λ range the hypernetworks are trained on"),
+        "lambdas_per_batch": positive_int("values of λ drawn per minibatch when training a hypernetwork (report: 5)"),
+        "rank": positive_int("rank of the λ-dependent part of each weight matrix (low-rank hypernetwork)"),
+        "embed_dim": positive_int("dimension of the learned embedding f(λ) of the low-rank hypernetwork"),
+        "hyper_clip": Param(float, "clip the hypernetworks' gradient norm to this value (0 = no clipping)",
+                            lambda v: v >= 0, "a number >= 0"),
+        "fractions": fraction_grid("fractions of the weights removed (must start at 0)"),
+        "finetune_steps": Param(int, "SGD steps of fine-tuning after pruning (0 = no fine-tuning)",
+                                lambda v: v >= 0, "an integer >= 0"),
+        "claim_fraction": Param(float, "fraction removed at which the claims are checked (report: 0.8); one of `fractions`",
+                                lambda v: 0 < v < 1, "a number in (0, 1)"),
+        "drop_tol_pp": positive_float("largest accuracy drop (percentage points) that counts as 'no significant loss'"),
+        "similar_tol_pp": positive_float("largest mean |difference of curve areas| (percentage points) that counts as 'similar'"),
+        "n_lambda_grid": Param(int, "points of the fine λ grid along which the hypernetworks are evaluated",
+                               lambda v: v >= 2, "an integer >= 2"),
+        "cpu_threads": Param(int, "torch CPU threads (0 = torch's default; 1 avoids stalls on shared cores)",
+                             lambda v: v >= 0, "an integer >= 0"),
+    },
+)
+
+_vc_common = dict(hidden=[100], lr=0.5, batch_size=256, prior_variance=0.1, init_sigma=0.05, local_reparam=True,
+                  lambdas=[0.0, 0.01, 0.1, 1.0, 10.0, 100.0], lambda_min=0.01, lambda_max=100.0, lambdas_per_batch=5,
+                  rank=1, embed_dim=8, hyper_clip=1.0, fractions=[round(i / 10, 1) for i in range(10)],
+                  claim_fraction=0.8, drop_tol_pp=1.0, similar_tol_pp=2.0)
+VARIATIONAL.profiles = {
+    "smoke": {**_vc_common, **dict(profile="smoke", device="cpu", seed=0, n_seeds=2, n_train=600, n_test=300,
+                                   hidden=[16], epochs=1, hyper_epochs=1, batch_size=64,
+                                   lambdas=[0.0, 0.1, 1.0, 100.0], lambda_min=0.1, lambdas_per_batch=2, embed_dim=4,
+                                   fractions=[0.0, 0.5, 0.8], finetune_steps=2, n_lambda_grid=3, cpu_threads=1)},
+    "book": {**_vc_common, **dict(profile="book", device="auto", seed=0, n_seeds=3, n_train=60000, n_test=10000,
+                                  epochs=3, hyper_epochs=3, finetune_steps=30, n_lambda_grid=17, cpu_threads=1)},
+    "paper": {**_vc_common, **dict(profile="paper", device="auto", seed=0, n_seeds=5, n_train=60000, n_test=10000,
+                                   epochs=50, hyper_epochs=50, finetune_steps=235, n_lambda_grid=33, cpu_threads=0)},
+}
+
+_ID_DATASETS = ("mnist", "fashion-mnist", "cifar10")
+
+IMPORTANCE = Report(
+    name="importance_dropconnect",
+    title="DropConnect guided by weight importance",
+    author="A. Rebrikov",
+    seed_id="002",
+    params={
+        **COMMON,
+        "dataset": Param(str, "data set: 'mnist' or 'fashion-mnist' (shipped) or 'cifar10' (paper; needs a network)",
+                         lambda v: v in _ID_DATASETS, f"one of {_ID_DATASETS}"),
+        "arch": Param(str, "'cnn' (small CNN, 28x28 grey images) or 'resnet18' (ResNet-18 for 32x32 RGB)",
+                      lambda v: v in ("cnn", "resnet18"), "one of ('cnn', 'resnet18')"),
+        "width": positive_int("channels of the small CNN's first convolution (the second has twice as many)"),
+        "n_train": positive_int("training images, a seeded random subset per seed (all if >= the set's size)"),
+        "n_test": positive_int("test images, a seeded random subset per seed (all if >= the set's size)"),
+        "augment": Param(bool, "random crop (padding 4) and horizontal flip of the training images (cifar10 only)"),
+        "epochs": positive_int("training epochs of every run"),
+        "batch_size": positive_int("minibatch size"),
+        "optimizer": Param(str, "'adam', or 'sgd' (Nesterov momentum 0.9, cosine learning-rate schedule)",
+                           lambda v: v in ("adam", "sgd"), "one of ('adam', 'sgd')"),
+        "lr": positive_float("learning rate of the weights"),
+        "weight_decay": Param(float, "L2 weight decay of the optimizer (every method)", lambda v: v >= 0,
+                              "a number >= 0"),
+        "drop_rate": Param(float, "p: expected fraction of dropped weights per layer (all DropConnect variants)",
+                           lambda v: 0 < v < 1, "a number in (0, 1)"),
+        "min_keep": Param(float, "lowest keep-probability of a weight under importance DropConnect (<= 1 - drop_rate)",
+                          lambda v: 0 <= v < 1, "a number in [0, 1)"),
+        "importance_lr": positive_float("eta: step of the exponentiated-gradient (mirror-descent) update of the importances"),
+        "importance_gamma": positive_float("gamma: size of the importance-weighted gradient step inside the objective"),
+        "importance_tau": positive_float("tau: weight of the KL-to-uniform regulariser (per weight) of the '+ KL' variant"),
+        "importance_every": positive_int("minibatches between two importance updates"),
+        "importance_steps": positive_int("mirror-descent steps per importance update"),
+        "early_epochs": positive_int("'early in training' = the first this many epochs (must be < epochs)"),
+        "cpu_threads": Param(int, "torch CPU threads (0 = torch's default; 1 avoids stalls on shared cores)",
+                             lambda v: v >= 0, "an integer >= 0"),
+    },
+)
+
+_id_common = dict(seed=0, drop_rate=0.3, min_keep=0.5, importance_gamma=0.1, importance_lr=300.0,
+                  importance_tau=1e-3, importance_every=1, importance_steps=1)
+IMPORTANCE.profiles = {
+    "smoke": {**_id_common, **dict(profile="smoke", device="cpu", n_seeds=2, dataset="fashion-mnist", arch="cnn",
+                                   width=4, n_train=256, n_test=256, augment=False, epochs=3, batch_size=64,
+                                   optimizer="adam", lr=0.003, weight_decay=0.0, early_epochs=1, cpu_threads=1)},
+    "book": {**_id_common, **dict(profile="book", device="auto", n_seeds=5, dataset="fashion-mnist", arch="cnn",
+                                  width=8, n_train=2000, n_test=1000, augment=False, epochs=12, batch_size=64,
+                                  optimizer="adam", lr=0.003, weight_decay=0.0, early_epochs=3, cpu_threads=1)},
+    "paper": {**_id_common, **dict(profile="paper", device="auto", n_seeds=5, dataset="cifar10", arch="resnet18",
+                                   width=8, n_train=50000, n_test=10000, augment=True, epochs=50, batch_size=128,
+                                   optimizer="sgd", lr=0.1, weight_decay=5e-4, early_epochs=5, cpu_threads=0)},
+}
+
+REPORTS: dict[str, Report] = {r.name: r for r in (VARIATIONAL, IMPORTANCE, RELEVANCE)}
 
 
 def get_report(name: str) -> Report:

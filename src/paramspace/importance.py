@@ -1,0 +1,622 @@
+"""Report 3 (Rebrikov 2024): DropConnect guided by weight importance.
+
+**Importances.**  Every masked layer ``i`` (the weight tensor of a ``Conv2d`` or ``Linear``; biases
+and batch-norm parameters are never dropped) carries importances ``w_i`` on the *scaled simplex*
+``|X_i| * Delta`` -- entries ``>= 0`` summing to the number of weights ``|X_i|`` of the layer, so
+that ``w_i = 1`` (uniform) means "every weight equally important".  They minimise the loss after
+one importance-weighted gradient step on the weights ``a``,
+
+    J(w) = L(f(x', a - w * gamma * grad_a L(f(x, a), y)), y') + tau * sum_i |X_i| KL(w_i / |X_i| || uniform),
+
+(the KL of each layer scaled by its size, so that ``tau`` acts per weight; see
+:func:`importance_objective`), by mirror descent with the entropy mirror map (exponentiated
+gradient, :func:`eg_step`).  The inner gradient is taken on one half of a minibatch ``(x, y)`` and the loss after the step on the other
+half ``(x', y')``, so that a weight is important when a step along its gradient lowers the loss on
+*other* data.  ``grad_a L`` does not depend on ``w``, so ``dJ/dw = -gamma * g * g'`` (``g'`` the
+gradient at the stepped weights) plus the KL term; :func:`importance_grad` gets it by autograd
+through ``torch.func.functional_call``.
+
+**DropConnect.**  Each masked weight ``a_j`` is kept with probability ``k_j`` and, when kept,
+rescaled by ``1 / k_j`` (so the masked weight equals ``a_j`` in expectation and evaluation uses the
+full weights).  Plain DropConnect: ``k_j = 1 - p``.  Importance DropConnect:
+``k_j = clip(c * w_j, min_keep, 1)`` with ``c`` chosen per layer so that ``sum_j k_j = (1 - p) |X_i|``:
+the expected number of dropped weights equals plain DropConnect's, more important weights are kept
+more often, and uniform importances give plain DropConnect exactly (:func:`keep_probabilities`).
+One mask is drawn per minibatch (shared by its examples).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.func import functional_call
+from torch.nn import functional as F
+
+from . import data as D
+from .train import resolve_device, seed_everything
+
+DATASETS = ("mnist", "fashion-mnist", "cifar10")
+ARCHS = ("cnn", "resnet18")
+OPTIMIZERS = ("adam", "sgd")
+METHODS = ("no_dropout", "dropconnect", "importance_dc", "importance_dc_kl")
+METHOD_LABELS = {"no_dropout": "no dropout", "dropconnect": "DropConnect",
+                 "importance_dc": "importance DropConnect", "importance_dc_kl": "importance DropConnect + KL"}
+CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+
+
+# --- models ------------------------------------------------------------------------------------
+
+
+def small_cnn(in_channels: int = 1, n_classes: int = 10, width: int = 8, image_size: int = 28) -> nn.Sequential:
+    """conv5x5(width) - ReLU - maxpool2 - conv5x5(2 width) - ReLU - maxpool2 - linear(64) - ReLU - linear."""
+    side = image_size // 4
+    return nn.Sequential(
+        nn.Conv2d(in_channels, width, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(width, 2 * width, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(2 * width * side * side, 64), nn.ReLU(), nn.Linear(64, n_classes),
+    )
+
+
+def resnet18_cifar(n_classes: int = 10, in_channels: int = 3) -> nn.Module:
+    """torchvision's ResNet-18 adapted to 32x32 inputs: 3x3 stride-1 stem, no max-pool."""
+    import torchvision
+
+    net = torchvision.models.resnet18(weights=None, num_classes=n_classes)
+    net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    net.maxpool = nn.Identity()
+    return net
+
+
+def build_model(arch: str, in_channels: int, n_classes: int, image_size: int, width: int = 8) -> nn.Module:
+    if arch == "cnn":
+        return small_cnn(in_channels, n_classes, width, image_size)
+    if arch == "resnet18":
+        return resnet18_cifar(n_classes, in_channels)
+    raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
+
+
+def masked_names(model: nn.Module) -> list[str]:
+    """Names of the parameters that carry importances and are dropped: Conv2d and Linear weights."""
+    return [f"{name}.weight" if name else "weight" for name, m in model.named_modules()
+            if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+# --- importances on the scaled simplex ---------------------------------------------------------
+
+
+def uniform_importance(model: nn.Module, dtype: torch.dtype = torch.float64) -> dict[str, torch.Tensor]:
+    """``w_i = 1`` for every masked layer, in float64 by default: importances span many orders of
+    magnitude, and an entry that underflows to 0 can never come back under exponentiated gradient."""
+    params = dict(model.named_parameters())
+    return {k: torch.ones_like(params[k], dtype=dtype).detach() for k in masked_names(model)}
+
+
+def eg_step(w: torch.Tensor, grad: torch.Tensor, eta: float) -> torch.Tensor:
+    """One exponentiated-gradient (mirror-descent) step on the scaled simplex ``|X| * Delta``:
+
+    ``w <- |X| * w exp(-eta grad) / sum(w exp(-eta grad))``, computed in the log domain
+    (a softmax), so it neither overflows nor leaves the simplex; zero entries stay zero.
+    """
+    n = w.numel()
+    logits = torch.log(w) - eta * grad
+    return (n * torch.softmax(logits.reshape(-1), 0)).reshape(w.shape)
+
+
+def kl_to_uniform(w: torch.Tensor) -> torch.Tensor:
+    """``KL(w/|X| || uniform) = sum_j p_j log(|X| p_j)``, ``p = w/|X|`` (``0 log 0 = 0``)."""
+    n = w.numel()
+    p = w.reshape(-1) / n
+    return torch.sum(p * torch.log(torch.clamp(p * n, min=torch.finfo(p.dtype).tiny)))
+
+
+def importance_stats(w: torch.Tensor) -> dict[str, float]:
+    """Largest share ``max w / |X|`` (``1/|X|`` at the uniform point, 1 at a vertex) and the
+    effective fraction of weights ``exp(H(w/|X|)) / |X| = exp(-KL(w/|X| || uniform))`` (1 at the
+    uniform point, ``1/|X|`` at a vertex)."""
+    n = w.numel()
+    p = (w.reshape(-1).double() / n)
+    ent = float(-torch.sum(torch.special.xlogy(p, p)))
+    return {"max_share": float(p.max()), "effective_fraction": math.exp(ent) / n}
+
+
+def _loss(model, params, buffers, x, y):
+    return F.cross_entropy(functional_call(model, {**params, **buffers}, (x,)), y)
+
+
+def _cloned_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
+    # batch-norm running statistics are updated by a forward pass in train mode; the importance
+    # computation works on copies so that it leaves the model's own statistics untouched
+    return {k: v.clone() for k, v in model.named_buffers()}
+
+
+def weight_gradient(model: nn.Module, names, x, y) -> dict[str, torch.Tensor]:
+    """``grad_a L(f(x, a), y)`` for the named weights, at the model's current parameters."""
+    params = dict(model.named_parameters())
+    loss = _loss(model, params, _cloned_buffers(model), x, y)
+    grads = torch.autograd.grad(loss, [params[k] for k in names])
+    return {k: g.detach() for k, g in zip(names, grads)}
+
+
+def importance_objective(model: nn.Module, w: dict[str, torch.Tensor], g: dict[str, torch.Tensor],
+                         x_out, y_out, gamma: float, tau: float = 0.0) -> torch.Tensor:
+    """``L(f(x', a - w * gamma * g), y') + tau * sum_i |X_i| KL(w_i/|X_i| || uniform)`` (differentiable in ``w``).
+
+    ``g`` is the gradient of the loss at the current weights ``a`` (:func:`weight_gradient`).  Each
+    layer's KL is multiplied by its size, ``|X| KL(w/|X| || u) = sum_j w_j log w_j``, so that ``tau``
+    acts per weight: its gradient is ``tau (1 + log w_j)`` in every layer.  With one ``tau`` for the
+    unscaled KL, the pull towards uniform per exponentiated-gradient step, ``eta tau / |X_i|``, would
+    differ by the ratio of layer sizes (250x in the book's CNN): unstable for the smallest layers or
+    negligible for the largest.
+    """
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    stepped = dict(params)
+    for k, wk in w.items():
+        stepped[k] = params[k] - wk.to(params[k].dtype) * (gamma * g[k])
+    obj = _loss(model, stepped, _cloned_buffers(model), x_out, y_out)
+    if tau:
+        obj = obj + tau * sum(wk.numel() * kl_to_uniform(wk) for wk in w.values())
+    return obj
+
+
+def importance_grad(model, w, g, x_out, y_out, gamma: float, tau: float = 0.0):
+    """``(J(w), dJ/dw)`` by autograd through the weighted step."""
+    leaves = {k: v.detach().requires_grad_(True) for k, v in w.items()}
+    obj = importance_objective(model, leaves, g, x_out, y_out, gamma, tau)
+    grads = torch.autograd.grad(obj, list(leaves.values()))
+    return float(obj.detach()), {k: gk.detach() for k, gk in zip(leaves, grads)}
+
+
+def mirror_descent(model: nn.Module, w: dict[str, torch.Tensor], x_in, y_in, x_out, y_out, *,
+                   eta: float, gamma: float, tau: float = 0.0, steps: int = 1):
+    """``steps`` exponentiated-gradient steps on ``J`` for one batch split ``(x_in, y_in)`` /
+    ``(x_out, y_out)``; returns the new importances and the objective before each step."""
+    g = weight_gradient(model, list(w), x_in, y_in)
+    values = []
+    for _ in range(steps):
+        val, grad = importance_grad(model, w, g, x_out, y_out, gamma, tau)
+        values.append(val)
+        w = {k: eg_step(w[k], grad[k], eta) for k in w}
+    return w, values
+
+
+# --- DropConnect -------------------------------------------------------------------------------
+
+
+def keep_probabilities(w: torch.Tensor, drop_rate: float, min_keep: float = 0.0) -> torch.Tensor:
+    """Keep-probabilities ``k = clip(c w, min_keep, 1)`` with ``sum k = (1 - drop_rate) |X|``.
+
+    ``F(c) = sum clip(c w, min_keep, 1)`` is nondecreasing and piecewise linear in ``c``.  Bisection
+    on ``log c`` (on the device, without synchronising per step) brackets the solution inside one
+    linear piece; there ``c`` is solved for exactly from the entries strictly between the clips.  So
+    the sum of the drop probabilities ``1 - k`` is ``drop_rate |X|`` up to rounding.  Uniform ``w``
+    gives ``1 - drop_rate``.
+    """
+    if not 0 <= drop_rate < 1:
+        raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate}")
+    if not 0 <= min_keep <= 1 - drop_rate:
+        raise ValueError(f"min_keep must be in [0, 1 - drop_rate] = [0, {1 - drop_rate}], got {min_keep}")
+    flat = w.detach().reshape(-1).double()
+    n = flat.numel()
+    target = (1.0 - drop_rate) * n
+    if drop_rate == 0:
+        return torch.ones_like(w)
+    if min_keep == 1 - drop_rate:
+        return torch.full_like(w, min_keep)
+    positive = flat > 0
+    n_pos = int(positive.sum())
+    if n_pos + min_keep * (n - n_pos) <= target:
+        # importances that underflowed to 0 (a collapsed layer): every positive one is kept and the
+        # zeros, tied at the bottom, share the rest -- the limit of clip(c w, min_keep, 1) as w -> 0+
+        k = torch.ones_like(flat)
+        if n_pos < n:
+            k[~positive] = (target - n_pos) / (n - n_pos)
+        return k.to(w.dtype).reshape(w.shape)
+    F = lambda c: torch.clamp(c * flat, min_keep, 1.0).sum()  # noqa: E731
+    # F(c_lo) <= min_keep n + c_lo sum(w) < target <= F(c_hi), c_hi = 1 / (smallest positive w)
+    lo = torch.log((target - min_keep * n) / (2 * flat.sum()))
+    hi = -torch.log(torch.where(positive, flat, torch.inf).min())
+    for _ in range(64):  # log(c_hi / c_lo) < 1500: the bracket shrinks below 1e-16 relative
+        mid = 0.5 * (lo + hi)
+        below = F(torch.exp(mid)) < target
+        lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
+    c = torch.exp(hi)
+    cw = c * flat
+    inner = (cw > min_keep) & (cw < 1.0)
+    n_low, n_high = int((cw <= min_keep).sum()), int((cw >= 1.0).sum())
+    s_inner = float(flat[inner].sum())
+    k = torch.clamp(cw, min_keep, 1.0)
+    if s_inner > 0:
+        exact = torch.clamp((target - min_keep * n_low - n_high) / s_inner * flat, min_keep, 1.0)
+        if abs(float(exact.sum()) - target) <= abs(float(k.sum()) - target):
+            k = exact
+    return k.to(w.dtype).reshape(w.shape)
+
+
+def plain_keep(model: nn.Module, drop_rate: float) -> dict[str, torch.Tensor]:
+    params = dict(model.named_parameters())
+    return {k: torch.full_like(params[k], 1.0 - drop_rate).detach() for k in masked_names(model)}
+
+
+def masked_parameters(model: nn.Module, keep: dict[str, torch.Tensor], gen: torch.Generator | None = None):
+    """The model's parameters with each masked weight ``a_j`` replaced by ``m_j a_j / k_j``,
+    ``m_j ~ Bernoulli(k_j)`` (one draw per call); gradients flow to the model's parameters."""
+    out = {}
+    for k, p in model.named_parameters():
+        if k in keep:
+            kk = keep[k].to(p.dtype)
+            m = torch.bernoulli(kk, generator=gen)
+            out[k] = p * (m / kk.clamp_min(torch.finfo(p.dtype).tiny))
+        else:
+            out[k] = p
+    return out
+
+
+# --- data --------------------------------------------------------------------------------------
+
+
+@dataclass
+class TensorData:
+    """A (sub)sample of MNIST or Fashion-MNIST held as tensors, standardised with training statistics."""
+
+    name: str
+    X_train: torch.Tensor
+    y_train: torch.Tensor
+    X_test: torch.Tensor
+    y_test: torch.Tensor
+    in_channels: int = 1
+    image_size: int = 28
+    n_classes: int = 10
+
+    def to(self, dev):
+        for k in ("X_train", "y_train", "X_test", "y_test"):
+            setattr(self, k, getattr(self, k).to(dev))
+        return self
+
+    def batches(self, batch_size: int, gen: torch.Generator) -> Iterator:
+        n = len(self.y_train)
+        perm = torch.randperm(n, generator=gen).to(self.X_train.device)
+        for i in range(0, n, batch_size):
+            idx = perm[i:i + batch_size]
+            yield self.X_train[idx], self.y_train[idx]
+
+    def eval_batches(self, split: str, batch_size: int = 500) -> Iterator:
+        X, y = (self.X_train, self.y_train) if split == "train" else (self.X_test, self.y_test)
+        for i in range(0, len(y), batch_size):
+            yield X[i:i + batch_size], y[i:i + batch_size]
+
+    @property
+    def sizes(self):
+        return len(self.y_train), len(self.y_test)
+
+
+class LoaderData:
+    """CIFAR-10 through torchvision ``DataLoader``s (the ``paper`` profile), batches moved to ``device``."""
+
+    def __init__(self, train_set, train_eval_set, test_set, device, batch_size, num_workers):
+        self.name, self.in_channels, self.image_size, self.n_classes = "cifar10", 3, 32, 10
+        self.train_set, self.train_eval_set, self.test_set = train_set, train_eval_set, test_set
+        self.device, self.batch_size = device, batch_size
+        self.num_workers = num_workers
+        self.pin = device.type == "cuda"
+
+    def to(self, dev):
+        self.device, self.pin = dev, dev.type == "cuda"
+        return self
+
+    def _loader(self, ds, shuffle, gen=None, batch_size=None):
+        return torch.utils.data.DataLoader(ds, batch_size=batch_size or self.batch_size, shuffle=shuffle,
+                                           generator=gen, num_workers=self.num_workers, pin_memory=self.pin,
+                                           drop_last=False, persistent_workers=False)
+
+    def batches(self, batch_size: int, gen: torch.Generator) -> Iterator:
+        for x, y in self._loader(self.train_set, True, gen, batch_size):
+            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+    def eval_batches(self, split: str, batch_size: int = 1000) -> Iterator:
+        ds = self.train_eval_set if split == "train" else self.test_set
+        for x, y in self._loader(ds, False, batch_size=batch_size):
+            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+    @property
+    def sizes(self):
+        return len(self.train_set), len(self.test_set)
+
+
+def load_data(params: dict, seed: int):
+    """The data set of ``params["dataset"]``; MNIST-type sets are subsampled with ``seed``.
+
+    ``cifar10`` goes through :func:`paramspace.data.load_torchvision`, which needs a network (or the
+    files in ``data/cifar10``) and raises :class:`~paramspace.data.DataError` otherwise.
+    """
+    name = params["dataset"]
+    if name in ("mnist", "fashion-mnist"):
+        ds = D.load_mnist(n_train=params["n_train"], n_test=params["n_test"], seed=seed, flatten=False,
+                          variant=name)
+        mu, sd = ds.X_train.mean(), ds.X_train.std()
+        return TensorData(name, (ds.X_train - mu) / sd, ds.y_train, (ds.X_test - mu) / sd, ds.y_test)
+    if name == "cifar10":
+        import torchvision.transforms as T
+
+        norm = [T.ToTensor(), T.Normalize(CIFAR_MEAN, CIFAR_STD)]
+        aug = [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()] if params["augment"] else []
+        train_set = D.load_torchvision("cifar10", train=True)
+        train_set.transform = T.Compose(aug + norm)
+        train_eval = D.load_torchvision("cifar10", train=True)
+        train_eval.transform = T.Compose(norm)
+        test_set = D.load_torchvision("cifar10", train=False)
+        test_set.transform = T.Compose(norm)
+        rng = np.random.default_rng(seed)
+        if params["n_train"] < len(train_set):
+            idx = np.sort(rng.choice(len(train_set), params["n_train"], replace=False)).tolist()
+            train_set = torch.utils.data.Subset(train_set, idx)
+            train_eval = torch.utils.data.Subset(train_eval, idx)
+        if params["n_test"] < len(test_set):
+            idx = np.sort(rng.choice(len(test_set), params["n_test"], replace=False)).tolist()
+            test_set = torch.utils.data.Subset(test_set, idx)
+        workers = min(8, os.cpu_count() or 1)
+        return LoaderData(train_set, train_eval, test_set, torch.device("cpu"), params["batch_size"], workers)
+    raise D.DataError(f"unknown data set {name!r}; choose one of {DATASETS}")
+
+
+# --- training ----------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data, split: str) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy with the full (unmasked) weights, in eval mode."""
+    model.eval()
+    total, correct, n = 0.0, 0, 0
+    for x, y in data.eval_batches(split):
+        out = model(x)
+        total += float(F.cross_entropy(out, y, reduction="sum"))
+        correct += int((out.argmax(1) == y).sum())
+        n += len(y)
+    return total / n, correct / n
+
+
+def _optimizer(model, params):
+    if params["optimizer"] == "adam":
+        return torch.optim.Adam(model.parameters(), lr=params["lr"], weight_decay=params["weight_decay"])
+    if params["optimizer"] == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=params["lr"], momentum=0.9, nesterov=True,
+                               weight_decay=params["weight_decay"])
+    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {params['optimizer']!r}")
+
+
+def fit(model: nn.Module, data, method: str, params: dict, seed: int, device: torch.device,
+        progress: bool = False) -> dict:
+    """Train ``model`` with ``method`` (one of :data:`METHODS`) for ``params["epochs"]`` epochs.
+
+    Batch order depends on ``seed`` only (shared by all methods); masks use their own generator.
+    After every epoch records train and test loss and accuracy with the full weights and, for the
+    importance methods, the importances' largest share and normalised entropy (means over layers).
+    Returns ``{"epochs": [records], "importance": {name: tensor} or None, "seconds": float}``.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    from tqdm import tqdm
+
+    model.to(device).train()
+    opt = _optimizer(model, params)
+    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, params["epochs"])
+             if params["optimizer"] == "sgd" else None)
+    batch_gen = torch.Generator().manual_seed(seed)
+    mask_gen = torch.Generator(device=device).manual_seed(seed + 7919)
+    p, min_keep = params["drop_rate"], params["min_keep"]
+    tau = params["importance_tau"] if method == "importance_dc_kl" else 0.0
+    importance = method.startswith("importance")
+    w = uniform_importance(model) if importance else None
+    keep = plain_keep(model, p) if method != "no_dropout" else None
+    records, step, t0 = [], 0, time.perf_counter()
+    for epoch in tqdm(range(1, params["epochs"] + 1), desc=method, disable=not progress, leave=False):
+        model.train()
+        for x, y in data.batches(params["batch_size"], batch_gen):
+            if importance and step % params["importance_every"] == 0 and len(y) >= 2:
+                h = len(y) // 2
+                w, _ = mirror_descent(model, w, x[:h], y[:h], x[h:], y[h:], eta=params["importance_lr"],
+                                      gamma=params["importance_gamma"], tau=tau, steps=params["importance_steps"])
+                keep = {k: keep_probabilities(w[k], p, min_keep) for k in w}
+            if keep is None:
+                loss = F.cross_entropy(model(x), y)
+            else:
+                loss = F.cross_entropy(functional_call(model, masked_parameters(model, keep, mask_gen), (x,)), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+        if sched is not None:
+            sched.step()
+        tr_loss, tr_acc = evaluate(model, data, "train")
+        te_loss, te_acc = evaluate(model, data, "test")
+        rec = dict(epoch=epoch, train_loss=tr_loss, train_acc=tr_acc, test_loss=te_loss, test_acc=te_acc,
+                   seconds=time.perf_counter() - t0)
+        if importance:
+            stats = [importance_stats(wk) for wk in w.values()]
+            rec.update(max_share=float(np.mean([s["max_share"] for s in stats])),
+                       effective_fraction=float(np.mean([s["effective_fraction"] for s in stats])))
+        records.append(rec)
+    model.eval()
+    return {"epochs": records, "importance": {k: v.cpu() for k, v in w.items()} if importance else None,
+            "seconds": time.perf_counter() - t0}
+
+
+def check_params(params: dict) -> dict:
+    """Checks across parameters that :mod:`paramspace.profiles` validates one at a time."""
+    from .profiles import ProfileError
+
+    if params["min_keep"] > 1 - params["drop_rate"]:
+        raise ProfileError(f"importance_dropconnect: min_keep = {params['min_keep']} must be at most "
+                           f"1 - drop_rate = {1 - params['drop_rate']:.3g}")
+    if params["early_epochs"] >= params["epochs"]:
+        raise ProfileError(f"importance_dropconnect: early_epochs = {params['early_epochs']} must be "
+                           f"smaller than epochs = {params['epochs']}")
+    if params["dataset"] == "cifar10" and params["arch"] == "cnn" or \
+            params["dataset"] != "cifar10" and params["arch"] == "resnet18":
+        raise ProfileError("importance_dropconnect: arch 'resnet18' goes with dataset 'cifar10' "
+                           "(32x32 RGB), arch 'cnn' with 'mnist' or 'fashion-mnist'")
+    return params
+
+
+def describe(params: dict) -> str:
+    arch = ("ResNet-18 (3x3 stem, no max-pool)" if params["arch"] == "resnet18" else
+            f"small CNN (conv {params['width']}-{2 * params['width']}, 5x5, max-pool; FC 64)")
+    opt = (f"Adam (lr {params['lr']})" if params["optimizer"] == "adam"
+           else f"SGD with Nesterov momentum 0.9 (lr {params['lr']}, cosine schedule)")
+    wd = f", weight decay {params['weight_decay']}" if params["weight_decay"] else ""
+    return (f"{arch} on {params['dataset']} ({params['n_train']} training / {params['n_test']} test images), "
+            f"{params['epochs']} epochs of {opt}{wd}, batch {params['batch_size']}, {params['n_seeds']} seeds")
+
+
+def run(params: dict, progress: bool = True) -> dict:
+    """Every seed x method.  Returns ``curves`` (tidy: method, seed, epoch, train/test loss and
+    accuracy, gap, importance statistics), ``importances`` (method -> {seed -> 1-d numpy array
+    of all importances}) and ``timing`` (method, seed, seconds)."""
+    check_params(params)
+    dev = resolve_device(params["device"])
+    threads = torch.get_num_threads()
+    if params["cpu_threads"]:
+        torch.set_num_threads(params["cpu_threads"])
+    try:
+        return _run(params, dev, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(params: dict, dev: torch.device, progress: bool) -> dict:
+    from tqdm import tqdm
+
+    rows, timing, imps = [], [], {m: {} for m in METHODS if m.startswith("importance")}
+    jobs = [(params["seed"] + s, m) for s in range(params["n_seeds"]) for m in METHODS]
+    data_cache: dict[int, object] = {}
+    for seed, method in tqdm(jobs, desc="seed x method", disable=not progress):
+        if seed not in data_cache:
+            data_cache.clear()
+            data_cache[seed] = load_data(params, seed).to(dev)
+        data = data_cache[seed]
+        seed_everything(seed)  # same initial weights for every method of a seed
+        model = build_model(params["arch"], data.in_channels, data.n_classes, data.image_size, params["width"])
+        out = fit(model, data, method, params, seed, dev)
+        for r in out["epochs"]:
+            rows.append(dict(method=method, seed=seed, **r))
+        timing.append(dict(method=method, seed=seed, seconds=out["seconds"]))
+        if out["importance"] is not None:
+            imps[method][seed] = torch.cat([v.reshape(-1) for v in out["importance"].values()]).double().numpy()
+    curves = pd.DataFrame(rows)
+    curves["gap_acc"] = curves["train_acc"] - curves["test_acc"]
+    curves["gap_loss"] = curves["test_loss"] - curves["train_loss"]
+    return {"curves": curves, "importances": imps, "timing": pd.DataFrame(timing)}
+
+
+# --- claims ------------------------------------------------------------------------------------
+
+
+def per_seed(curves: pd.DataFrame, column: str, epochs) -> pd.DataFrame:
+    """Mean of ``column`` over the given epochs, per seed (rows) and method (columns)."""
+    sub = curves[curves["epoch"].isin(list(epochs))]
+    return sub.pivot_table(index="seed", columns="method", values=column, aggfunc="mean")
+
+
+def claims(curves: pd.DataFrame, params: dict) -> list:
+    from .claims import paired_claim
+
+    E, k = params["epochs"], params["early_epochs"]
+    early, late = range(1, k + 1), [E]
+    acc_e, acc_l = per_seed(curves, "test_acc", early), per_seed(curves, "test_acc", late)
+    gap = per_seed(curves, "gap_acc", late)
+    eff = per_seed(curves[curves["method"].str.startswith("importance")], "effective_fraction", late)
+    seeds = acc_e.index.to_numpy()
+    prof = params["profile"]
+    fmt_pp = "{:+.2f}"
+    pp = lambda s: 100 * s.to_numpy()  # noqa: E731  (accuracy differences in percentage points)
+    early_txt = f"mean test accuracy over epochs 1-{k}" if k > 1 else "test accuracy after epoch 1"
+    out = []
+    for m in ("importance_dc_kl", "importance_dc"):
+        out.append(paired_claim(
+            f"{METHOD_LABELS[m]} beats plain DropConnect early in training ({early_txt}; percentage points)",
+            "higher early test accuracy", pp(acc_e[m] - acc_e["dropconnect"]), seeds, prof, fmt_pp))
+    for m in ("importance_dc_kl", "importance_dc"):
+        out.append(paired_claim(
+            f"{METHOD_LABELS[m]} beats plain DropConnect at the end of training (test accuracy at epoch {E}; "
+            f"percentage points)", "not claimed (the advantage is reported early in training)",
+            pp(acc_l[m] - acc_l["dropconnect"]), seeds, prof, fmt_pp))
+    for ref in ("no_dropout", "dropconnect"):
+        out.append(paired_claim(
+            f"importance DropConnect + KL shrinks the train-test accuracy gap compared with "
+            f"{METHOD_LABELS[ref]} (gap of {METHOD_LABELS[ref]} minus gap of importance DropConnect + KL "
+            f"at epoch {E}; percentage points)", "smaller gap", pp(gap[ref] - gap["importance_dc_kl"]),
+            seeds, prof, fmt_pp))
+    out.append(paired_claim(
+        f"the KL regulariser keeps the importances spread out (effective fraction of weights "
+        f"exp(-KL(w/|X| || uniform)) at epoch {E}, mean over layers, with KL minus without)",
+        "histogram: spread with KL, concentrated without",
+        (eff["importance_dc_kl"] - eff["importance_dc"]).to_numpy(), seeds, prof, "{:+.3f}"))
+    return out
+
+
+CLAIM_SHORT = (("early in training, importance DropConnect + KL vs DropConnect", " pp"),
+               ("early in training, importance DropConnect (no KL) vs DropConnect", " pp"),
+               ("end of training, importance DropConnect + KL vs DropConnect", " pp"),
+               ("end of training, importance DropConnect (no KL) vs DropConnect", " pp"),
+               ("train-test gap, importance DropConnect + KL vs no dropout", " pp"),
+               ("train-test gap, importance DropConnect + KL vs DropConnect", " pp"),
+               ("spread of the importances, with vs without KL", ""))
+
+
+def _verdict_phrase(c, unit: str = "") -> str:
+    m = float(np.mean(c.evidence))
+    if c.verdict == "reproduced":
+        return f"**reproduced**: mean {m:+.3g}{unit}, and the 95% interval lies above 0"
+    if c.verdict == "partly":
+        lo, hi = c.interval if c.interval else (float("-inf"), float("inf"))
+        return (f"**partly**: the mean {m:+.3g}{unit} points the claimed way, but the 95% interval "
+                f"[{lo:+.3g}, {hi:+.3g}] includes 0")
+    return f"**not reproduced**, because the mean difference {m:+.3g}{unit} is not positive"
+
+
+def summary_markdown(ledger: list, curves: pd.DataFrame, params: dict) -> str:
+    """Bullet points for the discussion, every number taken from ``curves`` and the ledger
+    (accuracy differences in percentage points)."""
+    E, k = params["epochs"], params["early_epochs"]
+    last = curves[curves["epoch"] == E].groupby("method")
+    acc, gap = last["test_acc"].mean(), last["gap_acc"].mean()
+    early = curves[curves["epoch"] <= k].groupby("method")["test_acc"].mean()
+    early_txt = f"mean over epochs 1-{k}" if k > 1 else "epoch 1"
+    lines = [f"* Test accuracy, mean over seeds (early = {early_txt}, final = epoch {E}), and train-test "
+             f"accuracy gap at epoch {E}:"]
+    lines += [f"  * {METHOD_LABELS[m]}: early {100 * early[m]:.2f}%, final {100 * acc[m]:.2f}%, "
+              f"gap {100 * gap[m]:.2f} pp" for m in METHODS if m in acc]
+    for (short, unit), c in zip(CLAIM_SHORT, ledger):
+        lines.append(f"* {short[0].upper() + short[1:]}: {_verdict_phrase(c, unit)}.")
+    return "\n".join(lines)
+
+
+def concentration_markdown(curves: pd.DataFrame, params: dict) -> str:
+    """The importances' effective fraction and largest share at the last epoch, per variant."""
+    last = curves[curves["epoch"] == params["epochs"]].groupby("method")
+    eff, share = last["effective_fraction"].mean(), last["max_share"].mean()
+    return ("Effective fraction of weights $\\exp(-\\mathrm{KL}(\\mathbf{w}_i/|X_i| \\,\\|\\, \\mathrm{uniform}))$ "
+            "(1 = uniform, $1/|X_i|$ = one weight) and largest share $\\max_j w_j/|X_i|$, averaged over layers "
+            f"and seeds at epoch {params['epochs']}: without KL {eff['importance_dc']:.3f} and "
+            f"{share['importance_dc']:.3f}; with KL {eff['importance_dc_kl']:.3f} and {share['importance_dc_kl']:.3f}.")
+
+
+def describe_run(params: dict) -> str:
+    """The one-paragraph description of a run shown above its results."""
+    return (f"**This run:** {describe(params)}. DropConnect rate $p$ = {params['drop_rate']}, "
+            f"$k_{{\\min}}$ = {params['min_keep']}; importances: $\\eta$ = {params['importance_lr']:g}, "
+            f"$\\gamma$ = {params['importance_gamma']:g}, $\\tau$ = {params['importance_tau']:g} (+ KL variant), "
+            f"{params['importance_steps']} mirror-descent step(s) every {params['importance_every']} minibatch(es); "
+            f"profile `{params['profile']}`.")
+
+
+def importance_histogram_data(importances: dict, seed: int) -> dict[str, np.ndarray]:
+    """Importances of one seed per importance method (all layers pooled; each layer has mean 1)."""
+    return {m: v[seed] for m, v in importances.items() if seed in v}
