@@ -40,7 +40,7 @@ from torch.nn import functional as F
 from . import data as D, pruning, variational as V
 from .metrics import quality
 from .models import mlp
-from .train import History, resolve_device, seed_everything, train
+from .train import History, resolve_device, seed_everything, set_cpu_threads, train
 
 METHODS = ("separate", "linear", "lowrank")
 METHOD_LABELS = {"separate": "separate models (one per λ)", "linear": "linear hypernetwork",
@@ -370,9 +370,7 @@ def configure_threads(params: dict) -> int:
     """``torch.set_num_threads(params["cpu_threads"])`` unless it is 0 (torch's default); returns the
     number of threads now in use.  Call it once, before any compute, so that the provenance footer
     records the thread count the run used."""
-    if params["cpu_threads"] > 0:
-        torch.set_num_threads(params["cpu_threads"])
-    return torch.get_num_threads()
+    return set_cpu_threads(params["cpu_threads"])
 
 
 def run(params: dict, progress: bool = True) -> dict[str, pd.DataFrame]:

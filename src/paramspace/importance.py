@@ -41,7 +41,7 @@ from torch.func import functional_call
 from torch.nn import functional as F
 
 from . import data as D
-from .train import resolve_device, seed_everything
+from .train import resolve_device, seed_everything, set_cpu_threads
 
 DATASETS = ("mnist", "fashion-mnist", "cifar10")
 ARCHS = ("cnn", "resnet18")
@@ -482,8 +482,7 @@ def run(params: dict, progress: bool = True) -> dict:
     check_params(params)
     dev = resolve_device(params["device"])
     threads = torch.get_num_threads()
-    if params["cpu_threads"]:
-        torch.set_num_threads(params["cpu_threads"])
+    set_cpu_threads(params["cpu_threads"])
     try:
         return _run(params, dev, progress)
     finally:

@@ -78,6 +78,10 @@ COMMON = {
 }
 
 
+CPU_THREADS = Param(int, "torch CPU threads (0 = torch's default; 1 avoids stalls on shared cores)",
+                    lambda v: v >= 0, "an integer >= 0")
+
+
 @dataclass
 class Report:
     name: str
@@ -184,8 +188,7 @@ VARIATIONAL = Report(
         "similar_tol_pp": positive_float("largest mean |difference of curve areas| (percentage points) that counts as 'similar'"),
         "n_lambda_grid": Param(int, "points of the fine λ grid along which the hypernetworks are evaluated",
                                lambda v: v >= 2, "an integer >= 2"),
-        "cpu_threads": Param(int, "torch CPU threads (0 = torch's default; 1 avoids stalls on shared cores)",
-                             lambda v: v >= 0, "an integer >= 0"),
+        "cpu_threads": CPU_THREADS,
     },
 )
 
@@ -238,8 +241,7 @@ IMPORTANCE = Report(
         "importance_every": positive_int("minibatches between two importance updates"),
         "importance_steps": positive_int("mirror-descent steps per importance update"),
         "early_epochs": positive_int("'early in training' = the first this many epochs (must be < epochs)"),
-        "cpu_threads": Param(int, "torch CPU threads (0 = torch's default; 1 avoids stalls on shared cores)",
-                             lambda v: v >= 0, "an integer >= 0"),
+        "cpu_threads": CPU_THREADS,
     },
 )
 

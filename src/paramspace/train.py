@@ -39,6 +39,16 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(device)
 
 
+def set_cpu_threads(n: int) -> int:
+    """``torch.set_num_threads(n)`` unless ``n`` is 0 (keep torch's default); returns the thread
+    count now in use, for the provenance footer."""
+    if n < 0:
+        raise ValueError(f"cpu threads must be >= 0, got {n}")
+    if n > 0:
+        torch.set_num_threads(n)
+    return torch.get_num_threads()
+
+
 def task_loss(task: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """Mean negative log-likelihood: cross-entropy, or squared error for regression."""
     if task == "classification":
