@@ -17,6 +17,13 @@ def _regression_data(n=20, d=3, seed=0):
     return X, y
 
 
+def _task_case(task, n, **model_kwargs):
+    """Data of ``n`` rows and a tanh MLP with 3 inputs for ``task`` (1 output, or 3 classes)."""
+    if task == "regression":
+        return (*_regression_data(n=n), _tanh_mlp(3, 1, **model_kwargs))
+    return (*_classification_data(n=n), _tanh_mlp(3, 3, **model_kwargs))
+
+
 def _classification_data(n=15, d=3, c=3, seed=1):
     g = torch.Generator().manual_seed(seed)
     X = torch.randn(n, d, generator=g, dtype=torch.float64)
@@ -126,12 +133,7 @@ def test_loss_function_is_the_mean_nll():
                                       ("regression", "relu")])
 @pytest.mark.parametrize("chunk", [3, 256])
 def test_hessian_diagonal_equals_diag_of_hessian(task, act, chunk):
-    if task == "regression":
-        X, y = _regression_data(n=16, d=3)
-        model = _tanh_mlp(3, 1, act=act, seed=3)
-    else:
-        X, y = _classification_data(n=16, d=3)
-        model = _tanh_mlp(3, 3, act=act, seed=3)
+    X, y, model = _task_case(task, n=16, act=act, seed=3)
     H = curvature.hessian(model, X, y, task)
     d = curvature.hessian_diagonal(model, X, y, task, chunk=chunk)
     torch.testing.assert_close(d, torch.diagonal(H), rtol=1e-10, atol=1e-12)
@@ -172,12 +174,7 @@ def test_task_loss_regression_is_mean_squared_error():
 
 @pytest.mark.parametrize("task", ["regression", "classification"])
 def test_hvp_equals_H_times_v(task):
-    if task == "regression":
-        X, y = _regression_data(n=10)
-        model = _tanh_mlp(3, 1, seed=5)
-    else:
-        X, y = _classification_data(n=10)
-        model = _tanh_mlp(3, 3, seed=5)
+    X, y, model = _task_case(task, n=10, seed=5)
     theta, _, _ = curvature.flat_params(model)
     v = torch.randn(theta.numel(), generator=torch.Generator().manual_seed(9), dtype=torch.float64)
     H = curvature.hessian(model, X, y, task)
@@ -212,12 +209,7 @@ def _loop_grads(model, X, y, task):
 
 @pytest.mark.parametrize("task", ["regression", "classification"])
 def test_per_sample_grads_match_autograd_loop(task):
-    if task == "regression":
-        X, y = _regression_data(n=8)
-        model = _tanh_mlp(3, 1, seed=2)
-    else:
-        X, y = _classification_data(n=8)
-        model = _tanh_mlp(3, 3, seed=2)
+    X, y, model = _task_case(task, n=8, seed=2)
     G = curvature.per_sample_grads(model, X, y, task)
     expected = _loop_grads(model, X, y, task)
     assert G.shape == expected.shape == (8, sum(p.numel() for p in model.parameters()))
@@ -236,12 +228,7 @@ def test_per_sample_grads_linear_regression_closed_form():
 
 @pytest.mark.parametrize("task", ["regression", "classification"])
 def test_gradient_outer_is_mean_of_outer_products(task):
-    if task == "regression":
-        X, y = _regression_data(n=9)
-        model = _tanh_mlp(3, 1, seed=4)
-    else:
-        X, y = _classification_data(n=9)
-        model = _tanh_mlp(3, 3, seed=4)
+    X, y, model = _task_case(task, n=9, seed=4)
     rows = _loop_grads(model, X, y, task)
     expected = sum(torch.outer(g, g) for g in rows) / len(rows)
     torch.testing.assert_close(curvature.gradient_outer(model, X, y, task), expected, rtol=1e-10, atol=1e-12)

@@ -121,9 +121,6 @@ def belsley_scores(model: nn.Module, cov, n_steps: int = 100, scale: bool = True
     return {k: v.cpu() for k, v in curvature.split_like(score, model).items()}
 
 
-CRITERIA = ("random", "magnitude", "obd", "variational", "belsley")
-
-
 # --- applying scores --------------------------------------------------------------------------
 
 

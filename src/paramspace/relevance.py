@@ -20,7 +20,6 @@ import time
 
 import numpy as np
 import pandas as pd
-import torch
 
 from . import curvature, data as D, pruning, variational
 from .models import mlp
@@ -137,7 +136,6 @@ def belsley_toy(step: float = 0.02, eta_threshold: float = 30.0) -> dict:
     return dict(W=W, names=names, eta=eta, q=q, share=share, flagged=flagged, eta_threshold=eta_threshold)
 
 
-@torch.no_grad()
 def describe(params: dict) -> str:
     return (f"MLP {params['hidden']} (ReLU), mean-field Gaussian posterior, prior N(0, {params['prior_sigma']}²), "
             f"{params['epochs']} epochs of Adam (lr {params['lr']}, batch {params['batch_size']}), "
