@@ -260,6 +260,64 @@ def load_hapt(root: Path | None = None) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
+HAPT_RATE_HZ = 50
+HAPT_WALKING = 1  # activity label of WALKING in HAPT
+
+
+def hapt_segments(activity: int = HAPT_WALKING, min_length: int = 1, root: Path | None = None):
+    """Contiguous runs of one activity in the HAPT recordings, as ``(user, signal)`` pairs.
+
+    ``signal`` is the magnitude of the acceleration vector, ``|a| = sqrt(ax^2 + ay^2 + az^2)`` (in g,
+    50 Hz), which does not depend on how the phone sat on the waist.  A run ends where the activity
+    label or the recording changes."""
+    z = load_hapt(root)
+    mag = np.sqrt((z["acc"].astype(np.float64) ** 2).sum(1))
+    key = (z["activity"] == activity) * (1 + z["recording"].astype(np.int64))
+    edges = np.flatnonzero(np.diff(key) != 0) + 1
+    out = []
+    for s, e in zip(np.r_[0, edges], np.r_[edges, len(key)]):
+        if key[s] and e - s >= min_length:
+            out.append((int(z["user"][s]), mag[s:e]))
+    return out
+
+
+def hapt_windows(n_in: int, n_out: int, stride: int = 5, seed: int = 0, test_frac: float = 0.3,
+                 activity: int = HAPT_WALKING, root: Path | None = None) -> Dataset:
+    """Autoregressive windows of the HAPT walking signal: input the ``n_in`` samples before time
+    ``t``, target the ``n_out`` samples from ``t`` on (:func:`hapt_segments`, 50 Hz).
+
+    Train and test are split **by subject**: a seeded ``test_frac`` of the 30 users is held out.
+    Windows start every ``stride`` samples within a segment and never cross segment boundaries.  The
+    signal is standardised with the training windows' samples (one mean and scale for all
+    positions), so inputs and targets share units.  ``extra`` holds ``test_segments`` (standardised
+    test signals, for recovery figures), ``train_users``, ``test_users`` and ``scale`` (mean, sd in g).
+    """
+    segs = hapt_segments(activity, n_in + n_out, root)
+    users = np.unique([u for u, _ in segs])
+    rng = np.random.default_rng(seed)
+    test_users = np.sort(rng.permutation(users)[: max(1, int(round(test_frac * len(users))))])
+    train_sig = [s for u, s in segs if u not in test_users]
+    mu, sd = float(np.concatenate(train_sig).mean()), float(np.concatenate(train_sig).std())
+
+    def windows(signals):
+        X, Y = [], []
+        for s in signals:
+            z = (s - mu) / sd
+            for t in range(n_in, len(z) - n_out + 1, stride):
+                X.append(z[t - n_in:t])
+                Y.append(z[t:t + n_out])
+        return np.asarray(X, np.float32), np.asarray(Y, np.float32)
+
+    Xtr, ytr = windows(train_sig)
+    test_sig = [s for u, s in segs if u in test_users]
+    Xte, yte = windows(test_sig)
+    return Dataset(f"hapt-{n_in}-{n_out}", "regression", torch.tensor(Xtr), torch.tensor(ytr),
+                   torch.tensor(Xte), torch.tensor(yte),
+                   extra=dict(test_segments=[(s - mu) / sd for s in test_sig], scale=(mu, sd),
+                              train_users=sorted(set(users) - set(test_users)), test_users=list(test_users),
+                              rate_hz=HAPT_RATE_HZ))
+
+
 # --- data sets that need a network ----------------------------------------------------------
 
 TORCHVISION_SETS = {"cifar10": "CIFAR10", "cifar100": "CIFAR100", "svhn": "SVHN"}

@@ -212,3 +212,96 @@ def importance_histograms(values: dict[str, np.ndarray], ax=None, title: str = "
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     ax.figure.tight_layout()
     return ax
+
+
+# --- report 1: metric analysis of the parameter space -----------------------------------------
+
+PALETTE.update({"euclidean": "#1f77b4", "w2": "#d62728"})
+LABELS.update({"euclidean": "Euclidean k-means of the means", "w2": "W2 k-means of the Gaussians"})
+
+
+def recovery_figure(segment: np.ndarray, recovered: dict, labels: dict, rate_hz: float, start: int, length: int,
+                    quality: dict | None = None):
+    """Truth vs autoregressive recovery of a signal, one panel per network (``recovered[name]`` is
+    NaN where nothing was predicted); ``length`` samples from ``start``, time in seconds."""
+    names = list(recovered)
+    fig, axes = plt.subplots(len(names), 1, figsize=(10, 2.9 * len(names) + 0.4), sharex=True, squeeze=False)
+    sl = slice(start, start + length)
+    t = np.arange(len(segment))[sl] / rate_hz
+    for ax, name in zip(axes[:, 0], names):
+        ax.plot(t, segment[sl], color="0.25", lw=1.4, label="truth")
+        ax.plot(t, recovered[name][sl], color="#d62728", lw=1.4, label="recovered")
+        title = labels[name] + ("" if quality is None else f" (test R² {quality[name]:.3f} over all test windows)")
+        ax.set(ylabel="|a| (standardised)", title=title)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    axes[-1, 0].set_xlabel("time (s)")
+    fig.tight_layout()
+    return fig
+
+
+def _ellipse(ax, m2, S2, scale, color, chi2_95: float = 5.991):
+    from matplotlib.patches import Ellipse
+
+    lam, V = np.linalg.eigh(S2)
+    lam = np.clip(lam, 0, None)
+    ang = np.degrees(np.arctan2(V[1, -1], V[0, -1]))
+    w, h = 2 * scale * np.sqrt(chi2_95 * lam[-1]), 2 * scale * np.sqrt(chi2_95 * lam[0])
+    ax.add_patch(Ellipse(m2, w, h, angle=ang, facecolor=color, edgecolor=color, alpha=0.35, lw=1.2))
+
+
+def ellipse_panels(means: dict, covs: dict, labels: dict, basis: np.ndarray, centre: np.ndarray, n: int,
+                   backdrop: np.ndarray, title: str = ""):
+    """One panel per estimator: 95% confidence ellipses of the first ``n`` neurons, projected on the
+    2-D ``basis`` (rows) around ``centre``; ``backdrop`` (all neuron means) is drawn as a grey line in
+    neuron order.  All ellipses are magnified by one common power of ten (stated in the title) when
+    they would otherwise be too small to see; colours give the neuron index."""
+    keys = list(means)
+    proj = lambda m: (np.asarray(m) - centre) @ basis.T  # noqa: E731
+    bd = proj(backdrop)
+    spacing = np.median(np.linalg.norm(np.diff(bd[:n + 1], axis=0), axis=1))
+    major = max(np.median([np.sqrt(max(np.linalg.eigvalsh(basis @ S @ basis.T)[-1], 0)) for S in covs[k][:n]])
+                for k in keys)
+    scale = 1.0
+    if major > 0 and 2 * 2.45 * major < 0.5 * spacing:
+        scale = float(10 ** np.ceil(np.log10(0.5 * spacing / (2 * 2.45 * major))))
+    cmap = plt.get_cmap("viridis")
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.6 * len(keys) + 1.2, 4.8), sharex=True, sharey=True)
+    for ax, k in zip(np.atleast_1d(axes), keys):
+        ax.plot(bd[:, 0], bd[:, 1], color="0.7", lw=1, marker=".", ms=3, zorder=0)
+        pm = proj(means[k][:n])
+        for i in range(n):
+            _ellipse(ax, pm[i], basis @ covs[k][i] @ basis.T, scale, cmap(i / max(n - 1, 1)))
+        ax.scatter(pm[:, 0], pm[:, 1], c=np.arange(n), cmap=cmap, s=10, zorder=3)
+        ax.set(title=labels[k], xlabel="principal direction 1")
+        ax.set_aspect("equal", adjustable="box")
+    np.atleast_1d(axes)[0].set_ylabel("principal direction 2")
+    sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, n - 1))
+    fig.colorbar(sm, ax=np.atleast_1d(axes).tolist(), label="neuron index", fraction=0.025, pad=0.02)
+    mag = "" if scale == 1 else f"; ellipses magnified ×{scale:g}"
+    fig.suptitle((title + "\n" if title else "") + f"95% ellipses of the first {n} neurons{mag}; grey: all neuron "
+                 "means in neuron order", y=1.06)
+    return fig, scale
+
+
+def quality_vs_params_figure(curves: pd.DataFrame, datasets: list, titles: dict, ylabels: dict):
+    """Test quality of the merged network against its number of parameters, Euclidean vs W2 k-means,
+    mean ± sd over seeds, one panel per data set; one legend below the panels.  The W2 line is dashed
+    over a wider Euclidean line, so that both stay visible where they coincide."""
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.0 * len(datasets), 4.6), squeeze=False)
+    handles, labels = [], []
+    for ax, d in zip(axes[0], datasets):
+        band(curves[curves.dataset == d], "n_params", "quality", hue="metric", ax=ax,
+             xlabel="parameters of the merged network", ylabel=ylabels[d], title=titles[d])
+        from matplotlib.colors import to_hex
+
+        for line in ax.get_lines():  # W2 dashed over a wider Euclidean line: both stay visible where they coincide
+            if to_hex(line.get_color()) == to_hex(PALETTE["w2"]):
+                line.set_linestyle((0, (4, 2)))
+            elif to_hex(line.get_color()) == to_hex(PALETTE["euclidean"]):
+                line.set_linewidth(3.0)
+        handles, labels = ax.get_legend_handles_labels()
+        ax.get_legend().remove()
+    fig.legend(handles, [LABELS.get(lbl, lbl) for lbl in labels], loc="lower center", ncol=len(labels),
+               frameon=False, bbox_to_anchor=(0.5, 0.0))
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig

@@ -6,6 +6,9 @@ its weights (the local reparameterisation trick of Kingma, Salimans and Welling 
 distribution per example, lower-variance gradients.  A network of :class:`BayesLinear` layers is trained by minimising
 ``NLL + kl_weight * KL(q || p) / n`` with :func:`paramspace.train.train` (pass
 :func:`kl_regularizer` as its ``regularizer``).
+
+:class:`LowRankBayesLinear` (report 1) instead makes each neuron (incoming weights and bias) a
+Gaussian with a low-rank-plus-diagonal covariance and any full Gaussian prior per neuron.
 """
 
 from __future__ import annotations
@@ -90,7 +93,7 @@ def bayes_layers(model: nn.Module) -> list[BayesLinear]:
 
 
 def kl_total(model: nn.Module) -> torch.Tensor:
-    layers = bayes_layers(model)
+    layers = bayes_layers(model) + [m for m in model.modules() if isinstance(m, LowRankBayesLinear)]
     if not layers:
         raise ValueError("model has no BayesLinear layers")
     return sum(layer.kl() for layer in layers)
@@ -104,10 +107,13 @@ def kl_regularizer(n_train: int, kl_weight: float = 1.0):
 
 
 def to_deterministic(model: nn.Sequential) -> nn.Sequential:
-    """A copy of ``model`` with every :class:`BayesLinear` replaced by ``nn.Linear`` holding the means."""
+    """A copy of ``model`` with every :class:`BayesLinear` (or :class:`LowRankBayesLinear`) replaced by
+    ``nn.Linear`` holding the means."""
     layers = []
     for m in model:
-        if isinstance(m, BayesLinear):
+        if isinstance(m, LowRankBayesLinear):
+            layers.append(m.deterministic())
+        elif isinstance(m, BayesLinear):
             lin = nn.Linear(m.in_features, m.out_features).to(m.weight_mu.device)
             with torch.no_grad():
                 lin.weight.copy_(m.weight_mu)
@@ -127,3 +133,91 @@ def relevance(model: nn.Sequential) -> dict[str, torch.Tensor]:
             out[f"{i}.weight"] = (m.weight_mu**2 / m.weight_sigma**2).detach().clone()
             out[f"{i}.bias"] = (m.bias_mu**2 / m.bias_sigma**2).detach().clone()
     return out
+
+
+class LowRankBayesLinear(nn.Module):
+    """Linear layer whose neurons are Gaussian with a low-rank-plus-diagonal covariance (report 1).
+
+    Neuron ``i`` is the vector of its incoming weights and bias, ``w_i in R^d`` with ``d = in + 1``;
+    its posterior is ``N(mean_i, A_i A_i^T + diag(s_i^2))`` with ``A_i`` a ``d x rank`` factor and
+    ``s_i = softplus(rho_i)`` a small diagonal that keeps the covariance non-singular.  Neurons are
+    independent of each other.  The prior of neuron ``i`` is ``N(prior_mean_i, prior_cov_i)``:
+    ``N(0, prior_sigma^2 I)`` by default, any full Gaussian per neuron via :meth:`set_prior` (the
+    teacher's posterior in the report's teacher -> student algorithm).  ``KL(q || p)`` is closed-form
+    (``torch.distributions``: low-rank multivariate normal against a full one).
+
+    In training mode (with ``sample`` set) each pre-activation is drawn from its exact marginal
+    ``N(mean_i . x~, |A_i^T x~|^2 + sum_j s_ij^2 x~_j^2)``, independently per example (the local
+    reparameterisation trick), ``x~ = (x, 1)``; in evaluation mode the layer uses the means.
+    """
+
+    def __init__(self, in_features: int, out_features: int, rank: int = 1, prior_sigma: float = 1.0,
+                 init_scale: float = 1e-3):
+        super().__init__()
+        if rank < 1 or prior_sigma <= 0 or init_scale <= 0:
+            raise ValueError("need rank >= 1, prior_sigma > 0 and init_scale > 0")
+        self.in_features, self.out_features, self.rank = in_features, out_features, int(rank)
+        d = in_features + 1
+        ref = nn.Linear(in_features, out_features)
+        self.mean = nn.Parameter(torch.cat([ref.weight.detach(), ref.bias.detach()[:, None]], 1))
+        self.factor = nn.Parameter(init_scale / math.sqrt(rank) * torch.randn(out_features, d, rank))
+        self.rho = nn.Parameter(torch.full((out_features, d), softplus_inv(init_scale)))
+        self.register_buffer("prior_mean", torch.zeros(out_features, d))
+        self.register_buffer("prior_scale_tril", prior_sigma * torch.eye(d).repeat(out_features, 1, 1))
+        self.sample = True
+
+    @property
+    def diag(self) -> torch.Tensor:
+        """The diagonal variances ``s_i^2``, shape ``(out, d)``."""
+        return F.softplus(self.rho) ** 2
+
+    def covariance(self) -> torch.Tensor:
+        """``A_i A_i^T + diag(s_i^2)`` for every neuron, shape ``(out, d, d)``."""
+        return self.factor @ self.factor.transpose(-1, -2) + torch.diag_embed(self.diag)
+
+    def posterior(self):
+        from torch.distributions import LowRankMultivariateNormal
+
+        return LowRankMultivariateNormal(self.mean, self.factor, self.diag)
+
+    def prior(self):
+        from torch.distributions import MultivariateNormal
+
+        return MultivariateNormal(self.prior_mean, scale_tril=self.prior_scale_tril)
+
+    @torch.no_grad()
+    def set_prior(self, mean, cov, jitter: float = 0.0) -> None:
+        """Prior ``N(mean_i, cov_i + jitter I)`` per neuron (``mean`` ``(out, d)``, ``cov`` ``(out, d, d)``)."""
+        mean = torch.as_tensor(mean, dtype=self.mean.dtype, device=self.mean.device)
+        cov = torch.as_tensor(cov, dtype=torch.float64, device=self.mean.device)
+        cov = 0.5 * (cov + cov.transpose(-1, -2)) + jitter * torch.eye(cov.shape[-1], dtype=cov.dtype,
+                                                                       device=cov.device)
+        self.prior_mean.copy_(mean)
+        self.prior_scale_tril.copy_(torch.linalg.cholesky(cov).to(self.mean.dtype))
+
+    @torch.no_grad()
+    def set_mean(self, mean) -> None:
+        self.mean.copy_(torch.as_tensor(mean, dtype=self.mean.dtype, device=self.mean.device))
+
+    def kl(self) -> torch.Tensor:
+        """``KL(q || p)`` summed over the layer's neurons."""
+        return kl_divergence(self.posterior(), self.prior()).sum()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xt = torch.cat([x, torch.ones(*x.shape[:-1], 1, dtype=x.dtype, device=x.device)], -1)
+        mu = xt @ self.mean.T
+        if not (self.training and self.sample):
+            return mu
+        var = torch.einsum("bd,odr->bor", xt, self.factor).pow(2).sum(-1) + (xt * xt) @ self.diag.T
+        return mu + var.clamp_min(1e-30).sqrt() * torch.randn_like(mu)
+
+    def deterministic(self) -> nn.Linear:
+        """An ``nn.Linear`` holding the posterior means."""
+        lin = nn.Linear(self.in_features, self.out_features).to(device=self.mean.device, dtype=self.mean.dtype)
+        with torch.no_grad():
+            lin.weight.copy_(self.mean[:, :-1])
+            lin.bias.copy_(self.mean[:, -1])
+        return lin
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, rank={self.rank}"
