@@ -214,6 +214,89 @@ def importance_histograms(values: dict[str, np.ndarray], ax=None, title: str = "
     return ax
 
 
+# --- report 4: frame regularization -------------------------------------------------------------
+
+FRAME_PALETTE = {"none": "#000000", "frame": "#d62728", "mhe": "#9467bd", "so": "#1f77b4", "srip": "#2ca02c",
+                 "ocnn": "#ff7f0e"}
+
+
+def method_panels(df: pd.DataFrame, x: str, y: str, panel: str, panels: list, titles: dict, labels: dict,
+                  xlabel: str, ylabel: str, palette: dict | None = None, logx: bool = False, suptitle: str = "",
+                  panel_size=(5.6, 4.0)):
+    """One :func:`band` panel (mean ± sd over seeds, one line per ``method``) per value of ``panel``;
+    one legend to the right of the last panel."""
+    palette = FRAME_PALETTE if palette is None else palette
+    fig, axes = plt.subplots(1, len(panels), figsize=(panel_size[0] * len(panels) + 2.4, panel_size[1]),
+                             squeeze=False, sharey=True)
+    for j, (ax, p) in enumerate(zip(axes[0], panels)):
+        band(df[df[panel] == p], x, y, hue="method", ax=ax, xlabel=xlabel, ylabel=ylabel if j == 0 else "",
+             title=titles.get(p, p), palette=palette, labels=labels, legend=(j == len(panels) - 1),
+             legend_title="regularizer")
+        if logx:
+            ax.set_xscale("log")
+        ax.tick_params(labelleft=True)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def frame_spectra_figure(spectra: pd.DataFrame, A: float, B: float, panels: list, titles: dict, labels: dict,
+                         methods=("none", "frame"), floor: float = 1e-4, palette: dict | None = None):
+    """Per layer (x axis), the eigenvalues of the layer's Gram matrix: a thin line from the smallest to
+    the largest, a thick bar over the 5-95% quantiles and a dot at the median, one colour per method,
+    side by side; the frame bounds ``A`` and ``B`` as dashed lines.  One panel per value of
+    ``spectra.panel``.  Log scale; eigenvalues below ``floor`` are drawn at ``floor``."""
+    palette = FRAME_PALETTE if palette is None else palette
+    fig, axes = plt.subplots(len(panels), 1, figsize=(11.5, 3.9 * len(panels) + 0.5), squeeze=False)
+    width = 0.8 / len(methods)
+    for ax, p in zip(axes[:, 0], panels):
+        sub = spectra[spectra.panel == p]
+        layers = sub.drop_duplicates("layer").sort_values("layer")
+        for k, m in enumerate(methods):
+            s = sub[sub.method == m].sort_values("layer")
+            xs = s["layer"].to_numpy() + (k - (len(methods) - 1) / 2) * width
+            c = palette.get(m)
+            lo, hi = np.maximum(s["ev_min"], floor), np.maximum(s["ev_max"], floor)
+            ax.vlines(xs, lo, hi, color=c, lw=1.2)
+            ax.vlines(xs, np.maximum(s["ev_q05"], floor), np.maximum(s["ev_q95"], floor), color=c, lw=6, alpha=0.55,
+                      label=labels.get(m, m))
+            ax.plot(xs, np.maximum(s["ev_median"], floor), "o", color="white", mec=c, ms=4.5)
+        ax.axhline(A, color="0.25", ls="--", lw=1)
+        ax.axhline(B, color="0.25", ls="--", lw=1)
+        ax.text(1.005, A, " A", transform=ax.get_yaxis_transform(), va="center", fontsize=10)
+        ax.text(1.005, B, " B", transform=ax.get_yaxis_transform(), va="center", fontsize=10)
+        ax.set_yscale("log")
+        ticks = [f"{lbl} ({sd[0]})" for lbl, sd in zip(layers["label"], layers["side"])]
+        ax.set_xticks(layers["layer"].to_numpy(), ticks, rotation=30, ha="right", fontsize=9)
+        ax.set(ylabel="eigenvalues of the Gram\n(log scale)", title=titles.get(p, p))
+    axes[0, 0].legend(frameon=False, loc="upper left", bbox_to_anchor=(1.04, 1.0), title="regularizer")
+    axes[-1, 0].set_xlabel("layer (i: Gram $W^T W$ on the input side, o: $W W^T$ on the output side)")
+    fig.tight_layout()
+    return fig
+
+
+def corruption_examples_figure(images: dict, corruptions: list, severities: list, labels: dict):
+    """One image under every corruption (rows) and severity (columns; 0 = clean)."""
+    cols = [0] + list(severities)
+    fig, axes = plt.subplots(len(corruptions), len(cols), figsize=(1.25 * len(cols) + 1.6, 1.3 * len(corruptions)),
+                             squeeze=False)
+    for i, c in enumerate(corruptions):
+        for j, s in enumerate(cols):
+            ax = axes[i, j]
+            img = images[(c, s)]
+            ax.imshow(img.permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray" if img.shape[0] == 1 else None,
+                      vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title("clean" if s == 0 else f"severity {s}", fontsize=9)
+            if j == 0:
+                ax.set_ylabel(labels.get(c, c), rotation=0, ha="right", va="center", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 # --- report 1: metric analysis of the parameter space -----------------------------------------
 
 PALETTE.update({"euclidean": "#1f77b4", "w2": "#d62728"})

@@ -1,0 +1,1146 @@
+"""Report 4 (Grigoriev 2022): frame regularization of a layer, its baselines, and the robustness tests.
+
+**The frame regularizer.**  For a layer with matrix ``W`` and Gram matrix ``V = W^T W`` (``n x n``),
+
+    R(W) = 1/n sum_i [ M(v_ii - A - sum_{j!=i} |v_ij|)^2 + M(-v_ii + B - sum_{j!=i} |v_ij|)^2 ],  M(v) = min(v, 0),
+
+with frame bounds ``0 <= A <= B``.  ``R = 0`` iff every Gershgorin disc ``[v_ii - r_i, v_ii + r_i]``
+(``r_i = sum_{j!=i} |v_ij|``) lies in ``[A, B]``; then every eigenvalue of ``V`` does, so
+``A ||x||^2 <= ||W x||^2 <= B ||x||^2`` for every ``x``: the rows of ``W`` form a frame with bounds
+``A, B`` (:func:`gershgorin_penalty`).  When ``W`` has fewer rows than columns ``W^T W`` is singular
+and no ``A > 0`` can hold, so the Gram of the adjoint ``W W^T`` is used instead (the columns then form
+a frame of the output space); we call the two the *input* and the *output* side.
+
+**Convolutions.**  A ``Conv2d`` with kernel ``K`` (``c_out x c_in x k x k``) and stride 1 is a block
+Toeplitz operator ``T``; on an infinite (or large enough circular) grid, row ``(c, p)`` of ``T^T T``
+holds the kernel's self-correlations ``G[c, c', s] = sum_{o, d} K[o, c, d] K[o, c', d + s]`` for
+every input channel ``c'`` and offset ``s`` (``|s| < k``), the same for every position ``p``.  ``G`` is
+one ``conv2d`` of ``K^T`` with itself (padding ``k - 1``), as in orthogonal convolutions (Wang et al.,
+2020), so ``T`` is never materialised (:func:`conv_gram`).  A convolution with stride ``S`` equals a
+stride-1 convolution of the *polyphase* (pixel-unshuffled) input with the kernel
+``K'[o, (c, r), q] = K[o, c, S q + r]`` (:func:`polyphase_kernel`): ``T_S = T' P`` with ``P`` a
+coordinate selection, so ``T_S^T T_S`` and ``T'^T T'`` have the same rows on the pixels the layer reads
+and ``T_S T_S^T = T' T'^T`` exactly.  Pixels a strided layer never reads (a 1x1 convolution with stride
+2 reads one pixel in four) are left out: their rows of ``T_S^T T_S`` are zero and would only add the
+constant ``A^2``.  The side is the input side when ``c_out >= c_in S^2`` (read phases), else the output
+side.  The regularizer is applied to every ``Conv2d`` and ``Linear`` weight, summed over layers.
+
+**Spectra.**  The eigenvalues of the Gram of a circular convolution on an ``N x N`` grid are those of
+the ``c x c`` Gram matrices of the kernel's 2-D DFT at the ``N^2`` frequencies (Sedghi, Gupta and Long,
+2019), computed after the same polyphase reduction (:func:`conv_spectrum`).
+
+**Baselines** (:func:`so_penalty`, :func:`srip_penalty`, :func:`ocnn_penalty`, :func:`mhe_penalty`):
+soft orthogonality and SRIP (Bansal, Chen and Wang, 2018) on the kernel reshaped to
+``c_out x (c_in k^2)``, orthogonal convolutions (Wang et al., 2020), and minimum hyperspherical energy
+(Liu et al., 2018).
+
+**Robustness.**  Corruptions in the CIFAR-10-C protocol (Hendrycks and Dietterich, 2019) at five
+severities (:func:`corrupt`), and the SimBA black-box attack (Guo et al., 2019) in the pixel or DCT
+basis (:func:`simba`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from . import data as D
+from .train import resolve_device, seed_everything, set_cpu_threads
+
+METHODS = ("none", "frame", "mhe", "so", "srip", "ocnn")
+METHOD_LABELS = {"none": "no regularization", "frame": "frame", "mhe": "MHE", "so": "SO", "srip": "SRIP",
+                 "ocnn": "OCNN"}
+DATASETS = ("mnist", "fashion-mnist", "cifar10", "cifar100", "svhn")
+DATASET_LABELS = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10",
+                  "cifar100": "CIFAR-100", "svhn": "SVHN"}
+ARCHS = ("small_resnet", "resnet34", "resnet50")
+ARCH_LABELS = {"small_resnet": "small ResNet", "resnet34": "ResNet-34", "resnet50": "ResNet-50"}
+OPTIMIZERS = ("adam", "sgd")
+SIMBA_BASES = ("pixel", "dct")
+
+
+# --- the frame penalty from Gershgorin discs ------------------------------------------------------
+
+
+def gershgorin_penalty(diag: torch.Tensor, radius: torch.Tensor, A: float, B: float) -> torch.Tensor:
+    """``mean_i [min(d_i - A - r_i, 0)^2 + min(B - d_i - r_i, 0)^2]`` over the rows ``i``."""
+    lower = torch.clamp(diag - A - radius, max=0.0)
+    upper = torch.clamp(B - diag - radius, max=0.0)
+    return torch.mean(lower ** 2 + upper ** 2)
+
+
+def matrix_rows(V: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Diagonal and Gershgorin radii ``r_i = sum_{j != i} |v_ij|`` of a square matrix."""
+    d = torch.diagonal(V)
+    return d, V.abs().sum(1) - d.abs()
+
+
+def linear_side(W: torch.Tensor) -> str:
+    """``"input"`` (``W^T W``) when ``W`` has at least as many rows as columns, else ``"output"`` (``W W^T``)."""
+    return "input" if W.shape[0] >= W.shape[1] else "output"
+
+
+def linear_gram(W: torch.Tensor, side: str | None = None) -> torch.Tensor:
+    side = side or linear_side(W)
+    return W.T @ W if side == "input" else W @ W.T
+
+
+def frame_penalty_matrix(W: torch.Tensor, A: float, B: float, side: str | None = None) -> torch.Tensor:
+    """The frame penalty of a linear layer's weight ``W`` (``out x in``)."""
+    return gershgorin_penalty(*matrix_rows(linear_gram(W, side)), A, B)
+
+
+def polyphase_kernel(K: torch.Tensor, stride: int) -> torch.Tensor:
+    """The stride-1 kernel ``K'[o, (c, r_h, r_w), q_h, q_w] = K[o, c, S q_h + r_h, S q_w + r_w]`` acting on
+    the polyphase components of the input (``pixel_unshuffle`` order), keeping only the phases the
+    kernel reaches (``r < k``)."""
+    if stride == 1:
+        return K
+    s = stride
+    c_out, c_in, kh, kw = K.shape
+    qh, qw = -(-kh // s), -(-kw // s)
+    Kp = F.pad(K, (0, qw * s - kw, 0, qh * s - kh))
+    Kp = Kp.reshape(c_out, c_in, qh, s, qw, s).permute(0, 1, 3, 5, 2, 4)  # (o, c, r_h, r_w, q_h, q_w)
+    Kp = Kp[:, :, :min(s, kh), :min(s, kw)]
+    return Kp.reshape(c_out, -1, qh, qw)
+
+
+def conv_side(K: torch.Tensor, stride: int = 1) -> str:
+    """``"input"`` when ``c_out`` is at least the number of read input phases ``c_in min(S, k)^2``."""
+    return "input" if K.shape[0] >= polyphase_kernel(K, stride).shape[1] else "output"
+
+
+def conv_gram(K: torch.Tensor, stride: int = 1, side: str | None = None) -> torch.Tensor:
+    """The distinct rows of the Gram of a convolution's operator, as a ``m x m x (2k'-1) x (2k'-1)`` array.
+
+    Input side (``T^T T``): ``G[a, b, s]`` is the entry between input channel (phase) ``a`` at any
+    pixel ``p`` and channel ``b`` at pixel ``p + s``.  Output side (``T T^T``): the same between output
+    channels.  Each is one ``conv2d`` of the (polyphase) kernel with itself.
+    """
+    side = side or conv_side(K, stride)
+    Kp = polyphase_kernel(K, stride)
+    pad = (Kp.shape[2] - 1, Kp.shape[3] - 1)
+    if side == "input":
+        Kt = Kp.transpose(0, 1)
+        return F.conv2d(Kt, Kt, padding=pad)
+    return F.conv2d(Kp, Kp, padding=pad)
+
+
+def gram_rows(G: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Diagonal and Gershgorin radius of each distinct row of a convolution Gram from :func:`conv_gram`."""
+    ch, cw = G.shape[2] // 2, G.shape[3] // 2
+    d = torch.diagonal(G[:, :, ch, cw])
+    return d, G.abs().sum((1, 2, 3)) - d.abs()
+
+
+def frame_penalty_conv(K: torch.Tensor, A: float, B: float, stride: int = 1, side: str | None = None) -> torch.Tensor:
+    """The frame penalty of a convolution: mean over the distinct rows of its operator's Gram."""
+    return gershgorin_penalty(*gram_rows(conv_gram(K, stride, side)), A, B)
+
+
+# --- regularized layers ---------------------------------------------------------------------------
+
+
+@dataclass
+class Layer:
+    name: str
+    module: nn.Module
+    kind: str  # "conv" or "linear"
+    stride: int
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.module.weight
+
+
+def regularized_layers(model: nn.Module) -> list[Layer]:
+    """Every ``Conv2d`` (square stride, no groups or dilation) and ``Linear`` of ``model``, in order."""
+    out = []
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Conv2d):
+            if m.groups != 1 or m.dilation != (1, 1) or m.stride[0] != m.stride[1]:
+                raise ValueError(f"{name}: only convolutions without groups or dilation and with a square stride")
+            out.append(Layer(name, m, "conv", m.stride[0]))
+        elif isinstance(m, nn.Linear):
+            out.append(Layer(name, m, "linear", 1))
+    return out
+
+
+def frame_penalty_layer(layer: Layer, A: float, B: float) -> torch.Tensor:
+    if layer.kind == "conv":
+        return frame_penalty_conv(layer.weight, A, B, layer.stride)
+    return frame_penalty_matrix(layer.weight, A, B)
+
+
+# --- baselines ------------------------------------------------------------------------------------
+
+
+def _rows_matrix(W: torch.Tensor) -> torch.Tensor:
+    """Convolution kernels as ``c_out x (c_in k^2)``: one row per filter (neuron)."""
+    return W.reshape(W.shape[0], -1)
+
+
+def _small_gram_minus_identity(W: torch.Tensor) -> torch.Tensor:
+    M = _rows_matrix(W)
+    G = M @ M.T if M.shape[0] <= M.shape[1] else M.T @ M
+    return G - torch.eye(G.shape[0], dtype=G.dtype, device=G.device)
+
+
+def so_penalty(W: torch.Tensor) -> torch.Tensor:
+    """Soft orthogonality ``||W^T W - I||_F^2`` of the reshaped weight, on the smaller Gram (``W W^T`` for wide)."""
+    return torch.sum(_small_gram_minus_identity(W) ** 2)
+
+
+def srip_penalty(W: torch.Tensor, n_iter: int = 2, v0: torch.Tensor | None = None,
+                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """SRIP: the spectral norm ``sigma(W^T W - I)`` of the reshaped weight by power iteration.
+
+    ``n_iter`` iterations from ``v0`` (or a random start) on the detached matrix; the returned value
+    ``||M v||`` (``v`` the last unit iterate) carries the gradient.  Returns ``(sigma, v)`` so that the
+    next call can start from ``v`` (warm start, as ``torch.nn.utils.spectral_norm`` does).
+    """
+    M = _small_gram_minus_identity(W)
+    with torch.no_grad():
+        v = v0 if v0 is not None else torch.randn(M.shape[0], generator=generator, dtype=M.dtype).to(M.device)
+        v = v / v.norm().clamp_min(1e-12)
+        Md = M.detach()
+        for _ in range(n_iter):
+            v = Md @ v
+            v = v / v.norm().clamp_min(1e-12)
+    return torch.linalg.vector_norm(M @ v), v
+
+
+def ocnn_penalty(W: torch.Tensor, stride: int = 1) -> torch.Tensor:
+    """Orthogonal convolution (Wang et al., 2020): ``||Conv(K, K, padding=P, stride=S) - I_r0||_F^2``,
+    ``P = floor((k - 1)/S) S``; for a linear weight ``||W W^T - I||_F^2`` on the smaller Gram."""
+    if W.dim() == 2:
+        return so_penalty(W)
+    k = W.shape[2]
+    P = ((k - 1) // stride) * stride
+    out = F.conv2d(W, W, stride=stride, padding=P)
+    target = torch.zeros_like(out)
+    c = out.shape[-1] // 2
+    target[:, :, c, c] = torch.eye(W.shape[0], dtype=W.dtype, device=W.device)
+    return torch.sum((out - target) ** 2)
+
+
+def mhe_penalty(W: torch.Tensor, power: float = 2.0, eps: float = 1e-4) -> torch.Tensor:
+    """Minimum hyperspherical energy (Liu et al., 2018) of the layer's neurons (rows, filters):
+    the mean over ordered pairs ``i != j`` of ``||w_i/|w_i| - w_j/|w_j|||^{-s}`` (``s = power > 0``), or
+    of ``log(1 / ||.||)`` for ``s = 0``.  ``eps`` keeps coinciding neurons finite."""
+    M = _rows_matrix(W)
+    n = M.shape[0]
+    if n < 2:
+        return M.sum() * 0.0
+    U = M / M.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    d2 = (2.0 - 2.0 * (U @ U.T)).clamp_min(0.0)
+    off = ~torch.eye(n, dtype=torch.bool, device=M.device)
+    d2 = d2[off] + eps
+    if power == 0:
+        return torch.mean(-0.5 * torch.log(d2))
+    return torch.mean(d2 ** (-power / 2))
+
+
+class Regularizer:
+    """``weight * sum over regularized layers of the method's penalty``, as a callable on the model."""
+
+    def __init__(self, method: str, params: dict, model: nn.Module, seed: int = 0):
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        self.method, self.layers = method, regularized_layers(model)
+        self.A, self.B = params["frame_A"], params["frame_B"]
+        self.weight = 0.0 if method == "none" else float(params[f"{method}_weight"])
+        self.mhe_power, self.srip_iters = params["mhe_power"], params["srip_iters"]
+        self._v: dict[str, torch.Tensor] = {}
+        self._gen = torch.Generator().manual_seed(seed + 104729)
+
+    def penalty(self) -> torch.Tensor:
+        total = 0.0
+        for layer in self.layers:
+            W = layer.weight
+            if self.method == "frame":
+                total = total + frame_penalty_layer(layer, self.A, self.B)
+            elif self.method == "so":
+                total = total + so_penalty(W)
+            elif self.method == "srip":
+                sigma, self._v[layer.name] = srip_penalty(W, self.srip_iters, self._v.get(layer.name), self._gen)
+                total = total + sigma
+            elif self.method == "ocnn":
+                total = total + ocnn_penalty(W, layer.stride)
+            elif self.method == "mhe":
+                total = total + mhe_penalty(W, self.mhe_power)
+        return total
+
+    def __call__(self, model: nn.Module | None = None) -> torch.Tensor:
+        if self.method == "none" or self.weight == 0:
+            return torch.zeros((), device=self.layers[0].weight.device)
+        return self.weight * self.penalty()
+
+
+# --- spectra --------------------------------------------------------------------------------------
+
+
+def _fold(Kp: torch.Tensor, m: int) -> torch.Tensor:
+    """The kernel of the circular convolution on an ``m x m`` grid (taps beyond ``m`` wrap around)."""
+    if Kp.shape[2] <= m and Kp.shape[3] <= m:
+        return Kp
+    out = Kp.new_zeros(Kp.shape[0], Kp.shape[1], m, m)
+    for a in range(Kp.shape[2]):
+        for b in range(Kp.shape[3]):
+            out[:, :, a % m, b % m] += Kp[:, :, a, b]
+    return out
+
+
+def conv_spectrum(K: torch.Tensor, stride: int, n: int, side: str | None = None) -> torch.Tensor:
+    """Eigenvalues of the Gram (``side`` as in :func:`conv_side`) of the circular convolution with
+    kernel ``K`` and stride ``S`` on an ``n x n`` input, ``n`` rounded up to a multiple of ``S``
+    (the squared singular values, with zeros where the Gram is larger than the operator's rank).
+    One ``c x c`` eigenproblem per DFT frequency of the polyphase kernel (Sedghi et al., 2019)."""
+    side = side or conv_side(K, stride)
+    Kp = polyphase_kernel(K.detach().double(), stride)
+    m = -(-n // stride)
+    Kh = torch.fft.fft2(_fold(Kp, m), s=(m, m))  # (c_out, c_in', m, m)
+    Mf = Kh.permute(2, 3, 0, 1)
+    G = Mf.mH @ Mf if side == "input" else Mf @ Mf.mH
+    return torch.linalg.eigvalsh(G).reshape(-1).clamp_min(0.0)
+
+
+def linear_spectrum(W: torch.Tensor, side: str | None = None) -> torch.Tensor:
+    return torch.linalg.eigvalsh(linear_gram(W.detach().double(), side)).clamp_min(0.0)
+
+
+def layer_input_sizes(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
+    """Spatial input size of every ``Conv2d`` on input ``x`` (one forward pass with hooks)."""
+    sizes, hooks = {}, []
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Conv2d):
+            hooks.append(m.register_forward_hook(
+                lambda mod, inp, out, name=name: sizes.__setitem__(name, inp[0].shape[-1])))
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        model(x)
+    model.train(was)
+    for h in hooks:
+        h.remove()
+    return sizes
+
+
+def layer_spectra(model: nn.Module, sizes: dict[str, int], A: float, B: float) -> pd.DataFrame:
+    """Per regularized layer: eigenvalue summary of its Gram (the side the frame penalty uses), the
+    Gershgorin bounds ``min(d - r)``, ``max(d + r)``, the fraction of eigenvalues in ``[A, B]`` and the
+    frame penalty."""
+    rows = []
+    for i, layer in enumerate(regularized_layers(model)):
+        W = layer.weight.detach()
+        with torch.no_grad():
+            if layer.kind == "conv":
+                ev = conv_spectrum(W, layer.stride, sizes[layer.name])
+                d, r = gram_rows(conv_gram(W.double(), layer.stride))
+                side = conv_side(W, layer.stride)
+            else:
+                ev = linear_spectrum(W)
+                d, r = matrix_rows(linear_gram(W.double()))
+                side = linear_side(W)
+            pen = float(frame_penalty_layer(layer, A, B))
+        ev = ev.cpu().numpy()
+        label = layer.name.removeprefix("net.")
+        label = label[:-2] if label.endswith(("shortcut.0", "downsample.0")) else label
+        rows.append(dict(layer=i, name=layer.name, label=label, kind=layer.kind, side=side, ev_min=float(ev.min()),
+                         ev_q05=float(np.quantile(ev, 0.05)), ev_median=float(np.median(ev)),
+                         ev_q95=float(np.quantile(ev, 0.95)), ev_max=float(ev.max()),
+                         gersh_lo=float((d - r).min()), gersh_hi=float((d + r).max()),
+                         frac_in_bounds=float(np.mean((ev >= A) & (ev <= B))), frame_penalty=pen))
+    return pd.DataFrame(rows)
+
+
+# --- corruptions (CIFAR-10-C protocol) ------------------------------------------------------------
+
+# Severity 1..5 constants.  "cifar": Hendrycks & Dietterich's CIFAR-10-C values.  "grey" (28x28 digits
+# and clothes, mostly black background): the noise ladders of their ImageNet-C values, because
+# CIFAR-10-C's small noise leaves such images nearly unchanged; blur, contrast, brightness and
+# pixelation keep the CIFAR-10-C values.
+SEVERITY = {
+    "cifar": {"gaussian_noise": (0.04, 0.06, 0.08, 0.09, 0.10), "shot_noise": (500, 250, 100, 75, 50),
+              "impulse_noise": (0.01, 0.02, 0.03, 0.05, 0.07), "speckle_noise": (0.06, 0.1, 0.12, 0.16, 0.2),
+              "gaussian_blur": (0.4, 0.6, 0.7, 0.8, 1.0), "contrast": (0.75, 0.5, 0.4, 0.3, 0.15),
+              "brightness": (0.05, 0.1, 0.15, 0.2, 0.3), "pixelate": (0.95, 0.9, 0.85, 0.75, 0.65)},
+    "grey": {"gaussian_noise": (0.08, 0.12, 0.18, 0.26, 0.38), "shot_noise": (60, 25, 12, 5, 3),
+             "impulse_noise": (0.03, 0.06, 0.09, 0.17, 0.27), "speckle_noise": (0.15, 0.2, 0.35, 0.45, 0.6),
+             "gaussian_blur": (0.4, 0.6, 0.7, 0.8, 1.0), "contrast": (0.75, 0.5, 0.4, 0.3, 0.15),
+             "brightness": (0.05, 0.1, 0.15, 0.2, 0.3), "pixelate": (0.95, 0.9, 0.85, 0.75, 0.65)},
+}
+CORRUPTIONS = tuple(SEVERITY["cifar"])
+CORRUPTION_LABELS = {c: c.replace("_", " ") for c in CORRUPTIONS}
+
+
+def corruption_constant(name: str, severity: int, table: str = "cifar") -> float:
+    if name not in SEVERITY[table]:
+        raise ValueError(f"unknown corruption {name!r}; choose one of {CORRUPTIONS}")
+    if not 1 <= severity <= 5:
+        raise ValueError(f"severity must be in 1..5, got {severity}")
+    return SEVERITY[table][name][severity - 1]
+
+
+def corrupt(x: torch.Tensor, name: str, severity: int, generator: torch.Generator | None = None,
+            table: str = "cifar") -> torch.Tensor:
+    """Corrupt a batch of images ``x`` (``B x C x H x W`` in ``[0, 1]``); severity 0 returns ``x``.
+
+    gaussian noise ``x + N(0, c^2)``; shot noise ``Poisson(c x) / c``; impulse (salt and pepper, a
+    fraction ``c`` of the pixels); speckle ``x + x N(0, c^2)``; gaussian blur with ``sigma = c``
+    (``torchvision``, reflect padding, kernel ``2 ceil(3 sigma) + 1``); contrast ``(x - m) c + m`` with
+    ``m`` the per-image, per-channel mean; brightness ``x + c``; pixelate: area-downsampling to
+    ``c H`` and nearest-neighbour upsampling.  Results are clipped to ``[0, 1]``.  Random draws come from
+    ``generator`` (on the CPU), so a seeded generator gives the same corrupted set every time.
+    """
+    if severity == 0:
+        return x
+    c = corruption_constant(name, severity, table)
+    dev = x.device
+
+    def randn():
+        return torch.randn(x.shape, generator=generator).to(dev)
+
+    if name == "gaussian_noise":
+        out = x + c * randn()
+    elif name == "shot_noise":
+        out = torch.poisson((x * c).cpu(), generator=generator).to(dev) / c
+    elif name == "impulse_noise":
+        u = torch.rand(x.shape, generator=generator).to(dev)
+        out = torch.where(u < c / 2, torch.zeros_like(x), torch.where(u < c, torch.ones_like(x), x))
+    elif name == "speckle_noise":
+        out = x + x * c * randn()
+    elif name == "gaussian_blur":
+        from torchvision.transforms.functional import gaussian_blur
+
+        k = 2 * math.ceil(3 * c) + 1
+        out = gaussian_blur(x, [k, k], [c, c])
+    elif name == "contrast":
+        m = x.mean((-2, -1), keepdim=True)
+        out = (x - m) * c + m
+    elif name == "brightness":
+        out = x + c
+    elif name == "pixelate":
+        h, w = x.shape[-2:]
+        small = F.interpolate(x, size=(max(1, int(h * c)), max(1, int(w * c))), mode="area")
+        out = F.interpolate(small, size=(h, w), mode="nearest")
+    else:  # pragma: no cover - corruption_constant already rejected it
+        raise ValueError(name)
+    return out.clamp(0.0, 1.0)
+
+
+# --- SimBA -----------------------------------------------------------------------------------------
+
+
+def dct_matrix(n: int, dtype=torch.float32) -> torch.Tensor:
+    """Orthonormal DCT-II matrix ``D`` (``D D^T = I``); row ``u`` is the ``u``-th cosine."""
+    i = torch.arange(n, dtype=torch.float64)
+    D = torch.cos(math.pi * (2 * i[None, :] + 1) * i[:, None] / (2 * n)) * math.sqrt(2.0 / n)
+    D[0] /= math.sqrt(2.0)
+    return D.to(dtype)
+
+
+def simba_order(shape: tuple[int, int, int], basis: str, generator: torch.Generator) -> torch.Tensor:
+    """The order in which SimBA tries the basis directions (flat indices into ``C x H x W``).
+
+    pixel: a random permutation.  dct: low frequencies first -- by ``max(u, v)`` of the frequency
+    ``(u, v)``, channels and frequencies in random order within each ring (as SimBA-DCT starts from a
+    low-frequency block).
+    """
+    C, H, W = shape
+    n = C * H * W
+    if basis == "pixel":
+        return torch.randperm(n, generator=generator)
+    if basis != "dct":
+        raise ValueError(f"basis must be one of {SIMBA_BASES}, got {basis!r}")
+    u = torch.arange(H)[:, None].expand(H, W)
+    v = torch.arange(W)[None, :].expand(H, W)
+    ring = torch.maximum(u, v).reshape(1, H, W).expand(C, H, W).reshape(-1).double()
+    key = ring + 0.5 * torch.rand(n, generator=generator, dtype=torch.float64)  # random within a ring
+    return torch.argsort(key)
+
+
+def basis_vector(index: int, shape: tuple[int, int, int], basis: str, dct=None) -> torch.Tensor:
+    """Unit-norm direction number ``index`` of the pixel basis or of the 2-D DCT basis (per channel)."""
+    C, H, W = shape
+    c, rem = divmod(int(index), H * W)
+    u, v = divmod(rem, W)
+    q = torch.zeros(shape, dtype=torch.float64 if dct is None else dct[0].dtype)
+    if basis == "pixel":
+        q[c, u, v] = 1.0
+    else:
+        Dh, Dw = dct if dct is not None else (dct_matrix(H), dct_matrix(W))
+        q[c] = Dh[u][:, None] * Dw[v][None, :]
+    return q
+
+
+@torch.no_grad()
+def simba(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, iters: int, basis: str = "pixel",
+          generator: torch.Generator | None = None, batch_size: int = 1000) -> dict:
+    """Untargeted SimBA (Guo et al., 2019) on the images ``x`` (pixel values in ``[0, 1]``), batched.
+
+    One *iteration* tries one basis direction ``q`` (the same for every image, in the order of
+    :func:`simba_order`; after all ``C H W`` directions the order repeats): ``x - eps q`` is accepted if
+    it lowers the probability of the true class, otherwise ``x + eps q`` is tried and accepted if it
+    lowers it; so an iteration costs one or two queries.  Perturbed images are clipped to ``[0, 1]``.
+    An image stops (succeeds) as soon as it is misclassified.  Only images the model classifies
+    correctly are attacked.  Returns ``success_iter`` (the iteration at which each attacked image was
+    first misclassified, ``inf`` if never), ``queries`` per attacked image, the final ``delta``,
+    the true-class probability after every iteration (``prob``, ``iters x n``) and ``accepted`` steps.
+    """
+    model.eval()
+    shape = tuple(x.shape[1:])
+    dev = x.device
+
+    def query(z):
+        out = torch.cat([model(z[i:i + batch_size]) for i in range(0, len(z), batch_size)])
+        return torch.softmax(out.float(), 1), out.argmax(1)
+
+    probs, pred = query(x)
+    ok = pred == y
+    x0, y0 = x[ok], y[ok]
+    n = len(y0)
+    p = probs[ok].gather(1, y0[:, None])[:, 0]
+    delta = torch.zeros_like(x0)
+    success = torch.full((n,), math.inf)
+    queries = torch.zeros(n, dtype=torch.long)
+    accepted = torch.zeros(n, dtype=torch.long)
+    prob_trace = torch.full((iters, n), math.nan)
+    order = simba_order(shape, basis, generator if generator is not None else torch.Generator().manual_seed(0))
+    dct = (dct_matrix(shape[1], x.dtype), dct_matrix(shape[2], x.dtype)) if basis == "dct" else None
+    active = torch.ones(n, dtype=torch.bool)
+    for t in range(iters):
+        idx = active.nonzero()[:, 0]
+        if len(idx) == 0:
+            break
+        q = basis_vector(int(order[t % len(order)]), shape, basis, dct).to(dev, x.dtype)
+        idx_d = idx.to(dev)
+        base = x0[idx_d] + delta[idx_d]
+        yi = y0[idx_d]
+        pm, predm = query((base - eps * q).clamp(0, 1))
+        pm = pm.gather(1, yi[:, None])[:, 0]
+        better_m = pm < p[idx_d]
+        queries[idx] += 1
+        todo = ~better_m
+        pp = torch.full_like(pm, math.inf)
+        predp = predm.clone()
+        if todo.any():
+            sub = todo.nonzero()[:, 0]
+            pr, prd = query((base[sub] + eps * q).clamp(0, 1))
+            pp[sub] = pr.gather(1, yi[sub, None])[:, 0]
+            predp[sub] = prd
+            queries[idx[sub.cpu()]] += 1
+        better_p = todo & (pp < p[idx_d])
+        step = torch.zeros(len(idx), dtype=x.dtype, device=dev)
+        step[better_m], step[better_p] = -eps, eps
+        delta[idx_d] += step[:, None, None, None] * q
+        p[idx_d] = torch.where(better_m, pm, torch.where(better_p, pp, p[idx_d]))
+        new_pred = torch.where(better_m, predm, torch.where(better_p, predp, yi))
+        accepted[idx] += (better_m | better_p).long().cpu()
+        fooled = (new_pred != yi).cpu()
+        success[idx[fooled]] = t + 1
+        active[idx[fooled]] = False
+        prob_trace[t] = p.cpu()
+    return {"success_iter": success, "queries": queries, "delta": delta.cpu(), "prob": prob_trace,
+            "accepted": accepted, "n_attacked": n, "n_total": len(y)}
+
+
+def attack_success_rate(success_iter: torch.Tensor, checkpoints) -> dict[int, float]:
+    """Fraction of the attacked images misclassified after ``t`` iterations, for each ``t``."""
+    s = success_iter
+    return {int(t): float((s <= t).float().mean()) if len(s) else float("nan") for t in checkpoints}
+
+
+# --- models -----------------------------------------------------------------------------------------
+
+
+class Normalize(nn.Module):
+    """``(x - mean) / std`` per channel, so that the network takes pixel values in ``[0, 1]``."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1))
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block: two 3x3 convolutions with batch norm, identity or 1x1-conv shortcut."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+def small_resnet(in_channels: int = 1, n_classes: int = 10, widths=(8, 16, 32), mean=(0.5,),
+                 std=(0.5,)) -> nn.Sequential:
+    """Normalize - conv3x3 stride 2 (width w1) - BN - ReLU - one basic block per width (stride 1 for
+    the first, 2 after) - global average pool - linear.  Kaiming-normal (fan-out) initialisation of the
+    convolutions, as torchvision's ResNets.  Layers are named ``stem``, ``block1.conv1``, ..., ``fc``."""
+    layers = [("norm", Normalize(mean, std)), ("stem", nn.Conv2d(in_channels, widths[0], 3, 2, 1, bias=False)),
+              ("bn", nn.BatchNorm2d(widths[0])), ("relu", nn.ReLU())]
+    c = widths[0]
+    for i, w in enumerate(widths):
+        layers.append((f"block{i + 1}", BasicBlock(c, w, 1 if i == 0 else 2)))
+        c = w
+    layers += [("pool", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten()), ("fc", nn.Linear(c, n_classes))]
+    net = nn.Sequential(OrderedDict(layers))
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+    return net
+
+
+def resnet_cifar(arch: str, n_classes: int, in_channels: int = 3, mean=(0.5,), std=(0.5,)) -> nn.Sequential:
+    """torchvision's ResNet-34/50 for 32x32 inputs: 3x3 stride-1 stem, no max-pool, behind :class:`Normalize`."""
+    import torchvision
+
+    net = getattr(torchvision.models, arch)(weights=None, num_classes=n_classes)
+    net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
+    net.maxpool = nn.Identity()
+    return nn.Sequential(OrderedDict([("norm", Normalize(mean, std)), ("net", net)]))
+
+
+def build_model(arch: str, in_channels: int, n_classes: int, widths, mean, std) -> nn.Module:
+    if arch == "small_resnet":
+        return small_resnet(in_channels, n_classes, tuple(widths), mean, std)
+    if arch in ("resnet34", "resnet50"):
+        return resnet_cifar(arch, n_classes, in_channels, mean, std)
+    raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
+
+
+# --- data -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ImageData:
+    """Images as tensors with pixel values in ``[0, 1]`` (the model normalises them itself)."""
+
+    name: str
+    X_train: torch.Tensor
+    y_train: torch.Tensor
+    X_test: torch.Tensor
+    y_test: torch.Tensor
+    n_classes: int
+    table: str  # corruption constants: "grey" or "cifar"
+    crop: bool = False  # random crop (padding 4) of training batches
+    flip: bool = False  # random horizontal flip of training batches
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.X_train.shape[1])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.X_train.shape[-1])
+
+    def stats(self) -> tuple[list[float], list[float]]:
+        return self.X_train.mean((0, 2, 3)).tolist(), self.X_train.std((0, 2, 3)).tolist()
+
+    def to(self, dev):
+        for k in ("X_train", "y_train", "X_test", "y_test"):
+            setattr(self, k, getattr(self, k).to(dev))
+        return self
+
+    def batches(self, batch_size: int, gen: torch.Generator) -> Iterator:
+        n = len(self.y_train)
+        perm = torch.randperm(n, generator=gen).to(self.X_train.device)
+        for i in range(0, n, batch_size):
+            idx = perm[i:i + batch_size]
+            yield augment(self.X_train[idx], gen, self.crop, self.flip), self.y_train[idx]
+
+
+def augment(x: torch.Tensor, gen: torch.Generator, crop: bool, flip: bool, pad: int = 4) -> torch.Tensor:
+    """Random crop after zero padding by ``pad`` and/or random horizontal flip, per image."""
+    if not (crop or flip):
+        return x
+    B, C, H, W = x.shape
+    if crop:
+        dy = torch.randint(0, 2 * pad + 1, (B,), generator=gen).to(x.device)
+        dx = torch.randint(0, 2 * pad + 1, (B,), generator=gen).to(x.device)
+        xp = F.pad(x, (pad, pad, pad, pad))
+        iy = (torch.arange(H, device=x.device)[None, :] + dy[:, None])[:, None, :, None]
+        ix = (torch.arange(W, device=x.device)[None, :] + dx[:, None])[:, None, None, :]
+        b = torch.arange(B, device=x.device)[:, None, None, None]
+        c = torch.arange(C, device=x.device)[None, :, None, None]
+        x = xp[b, c, iy, ix]
+    if flip:
+        f = (torch.rand(B, generator=gen) < 0.5).to(x.device)
+        x = torch.where(f[:, None, None, None], x.flip(-1), x)
+    return x
+
+
+def _subset(X, y, n, rng):
+    if n < len(y):
+        idx = np.sort(rng.choice(len(y), size=n, replace=False))
+        return X[idx], y[idx]
+    return X, y
+
+
+def _torchvision_tensors(name: str, train: bool):
+    ds = D.load_torchvision(name, train=train)
+    X = torch.as_tensor(np.asarray(ds.data))
+    if X.dim() == 4 and X.shape[-1] == 3:  # CIFAR: N x 32 x 32 x 3
+        X = X.permute(0, 3, 1, 2)
+    y = torch.as_tensor(np.asarray(ds.labels if hasattr(ds, "labels") else ds.targets), dtype=torch.long)
+    return X.float() / 255.0, y
+
+
+def load_data(name: str, n_train: int, n_test: int, seed: int, augment_train: bool = False) -> ImageData:
+    """MNIST / Fashion-MNIST (shipped, 28x28 grey) or CIFAR-10/100, SVHN (torchvision; needs a network
+    or the files in ``data/``).  ``n_train``/``n_test``: seeded random subsets (all if larger)."""
+    if name in ("mnist", "fashion-mnist"):
+        ds = D.load_mnist(n_train=n_train, n_test=n_test, seed=seed, flatten=False, variant=name)
+        return ImageData(name, ds.X_train, ds.y_train, ds.X_test, ds.y_test, 10, "grey")
+    if name in ("cifar10", "cifar100", "svhn"):
+        rng = np.random.default_rng(seed)
+        Xtr, ytr = _subset(*_torchvision_tensors(name, True), n_train, rng)
+        Xte, yte = _subset(*_torchvision_tensors(name, False), n_test, rng)
+        n_classes = 100 if name == "cifar100" else 10
+        return ImageData(name, Xtr, ytr, Xte, yte, n_classes, "cifar", crop=augment_train,
+                         flip=augment_train and name != "svhn")
+    raise D.DataError(f"unknown data set {name!r}; choose one of {DATASETS}")
+
+
+def second_domain(name: str, n: int, seed: int):
+    """A label-compatible second domain, where one is available offline: SVHN digits -> MNIST digits
+    (shipped; resized to 32x32 and replicated to three channels).  ``None`` otherwise."""
+    if name != "svhn":
+        return None
+    ds = D.load_mnist(n_test=n, n_train=1, seed=seed, flatten=False, variant="mnist")
+    X = F.interpolate(ds.X_test, size=(32, 32), mode="bilinear", align_corners=False).repeat(1, 3, 1, 1)
+    return "MNIST", X.clamp(0, 1), ds.y_test
+
+
+# --- training and evaluation --------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
+    model.eval()
+    correct = 0
+    for i in range(0, len(y), batch_size):
+        correct += int((model(X[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
+    return correct / max(1, len(y))
+
+
+def fit(model: nn.Module, data: ImageData, reg: Regularizer, params: dict, seed: int) -> dict:
+    """Minimise cross-entropy + ``reg(model)`` with a cosine learning-rate schedule (per step, to 0) and,
+    if ``grad_clip > 0``, the gradient norm clipped to it; batch order and augmentation depend on
+    ``seed`` only."""
+    model.train()
+    if params["optimizer"] == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=params["lr"], weight_decay=params["weight_decay"])
+    elif params["optimizer"] == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=params["lr"], momentum=0.9, nesterov=True,
+                              weight_decay=params["weight_decay"])
+    else:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {params['optimizer']!r}")
+    steps = params["epochs"] * -(-len(data.y_train) // params["batch_size"])
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    gen = torch.Generator().manual_seed(seed)
+    t0 = time.perf_counter()
+    ce_sum, reg_sum, n = 0.0, 0.0, 0
+    for _ in range(params["epochs"]):
+        model.train()
+        for x, y in data.batches(params["batch_size"], gen):
+            ce = F.cross_entropy(model(x), y)
+            r = reg(model)
+            loss = ce + r
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if params["grad_clip"] > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), params["grad_clip"])
+            opt.step()
+            sched.step()
+            ce_sum, reg_sum, n = ce_sum + float(ce.detach()), reg_sum + float(r.detach()), n + 1
+    model.eval()
+    return {"seconds": time.perf_counter() - t0, "mean_ce": ce_sum / max(1, n), "mean_reg": reg_sum / max(1, n)}
+
+
+def shift_accuracies(model: nn.Module, X: torch.Tensor, y: torch.Tensor, params: dict, table: str,
+                     seed: int) -> list[dict]:
+    """Accuracy on every corruption x severity of ``X`` (the same corrupted images for every model of a
+    seed: the noise generator is seeded by ``seed``, the corruption and the severity)."""
+    rows = []
+    for ci, name in enumerate(params["corruptions"]):
+        for sev in params["severities"]:
+            gen = torch.Generator().manual_seed(seed * 1000 + ci * 10 + sev)
+            Xc = corrupt(X, name, sev, gen, table)
+            rows.append(dict(corruption=name, severity=sev, accuracy=accuracy(model, Xc, y)))
+    return rows
+
+
+def evaluate(model: nn.Module, data: ImageData, params: dict, seed: int, dev: torch.device) -> dict:
+    """Clean accuracy, accuracy on the corrupted copies, on a second domain (if any), SimBA ASRs,
+    and the per-layer spectra."""
+    out = {"clean_acc": accuracy(model, data.X_test, data.y_test)}
+    n_shift = min(params["n_shift"], len(data.y_test))
+    Xs, ys = data.X_test[:n_shift], data.y_test[:n_shift]
+    out["shift"] = shift_accuracies(model, Xs, ys, params, data.table, seed)
+    sd = second_domain(data.name, params["n_test"], seed)
+    out["second"] = None if sd is None else (sd[0], accuracy(model, sd[1].to(dev), sd[2].to(dev)))
+    n_att = min(params["simba_images"], len(data.y_test))
+    gen = torch.Generator().manual_seed(seed + 31337)
+    att = simba(model, data.X_test[:n_att], data.y_test[:n_att], params["simba_eps"],
+                max(params["simba_checkpoints"]), params["simba_basis"], gen)
+    out["asr"] = attack_success_rate(att["success_iter"], params["simba_checkpoints"])
+    out["simba_queries"] = float(att["queries"].float().mean()) if att["n_attacked"] else float("nan")
+    out["simba_attacked"] = att["n_attacked"]
+    sizes = layer_input_sizes(model, data.X_test[:2])
+    out["spectra"] = layer_spectra(model, sizes, params["frame_A"], params["frame_B"])
+    return out
+
+
+def check_params(params: dict) -> dict:
+    """Checks across parameters that :mod:`paramspace.profiles` validates one at a time."""
+    from .profiles import ProfileError
+
+    if params["frame_A"] > params["frame_B"]:
+        raise ProfileError(f"frame_regularization: frame_A = {params['frame_A']} must be at most "
+                           f"frame_B = {params['frame_B']}")
+    if "none" not in params["methods"] or "frame" not in params["methods"]:
+        raise ProfileError("frame_regularization: methods must include 'none' and 'frame' (the claims compare them)")
+    return params
+
+
+def describe(params: dict) -> str:
+    archs = ", ".join(ARCH_LABELS[a] + (f" (widths {params['widths']})" if a == "small_resnet" else "")
+                      for a in params["archs"])
+    sets = ", ".join(DATASET_LABELS[d] for d in params["datasets"])
+    opt = (f"Adam (lr {params['lr']:g}" if params["optimizer"] == "adam"
+           else f"SGD with Nesterov momentum 0.9 (lr {params['lr']:g}") + ", cosine schedule to 0)"
+    wd = f", weight decay {params['weight_decay']:g}" if params["weight_decay"] else ""
+    wd += f", gradient norm clipped at {params['grad_clip']:g}" if params["grad_clip"] else ""
+    aug = ", random crop (+ flip for CIFAR)" if params["augment"] else ""
+    return (f"{archs} on {sets} ({params['n_train']} training / {params['n_test']} test images per set, "
+            f"seeded subsets), {params['epochs']} epochs of {opt}{wd}, batch {params['batch_size']}{aug}, "
+            f"{params['n_seeds']} seeds")
+
+
+def describe_run(params: dict) -> str:
+    w = ", ".join(f"{METHOD_LABELS[m]} {params[m + '_weight']:g}" for m in params["methods"] if m != "none")
+    corr = ", ".join(CORRUPTION_LABELS[c] for c in params["corruptions"])
+    return (f"**This run:** {describe(params)}. Frame bounds $A$ = {params['frame_A']:g}, $B$ = "
+            f"{params['frame_B']:g}; regularization weights: {w}; MHE power $s$ = {params['mhe_power']:g}, "
+            f"SRIP power iterations {params['srip_iters']}. Shifted domain: {corr} at severities "
+            f"{params['severities']} on {params['n_shift']} test images. SimBA-{params['simba_basis']} with "
+            f"$\\epsilon$ = {params['simba_eps']:g} on {params['simba_images']} test images, up to "
+            f"{max(params['simba_checkpoints'])} iterations. Profile `{params['profile']}`.")
+
+
+def run(params: dict, progress: bool = True) -> dict:
+    """Every data set x architecture x seed x method: train, then evaluate.
+
+    Returns tidy data frames: ``scores`` (dataset, arch, method, seed, clean, shift (mean over
+    corruptions and severities), second-domain accuracy, ASR per checkpoint, mean SimBA queries,
+    fraction of Gram eigenvalues in [A, B] and frame penalty averaged over layers, seconds),
+    ``shift`` (… corruption, severity, accuracy) and ``spectra`` (… per layer).
+    """
+    check_params(params)
+    dev = resolve_device(params["device"])
+    threads = torch.get_num_threads()
+    set_cpu_threads(params["cpu_threads"])
+    try:
+        return _run(params, dev, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(params: dict, dev: torch.device, progress: bool) -> dict:
+    from tqdm import tqdm
+
+    jobs = [(d, a, params["seed"] + s, m) for d in params["datasets"] for a in params["archs"]
+            for s in range(params["n_seeds"]) for m in params["methods"]]
+    scores, shift, spectra = [], [], []
+    cache: dict = {}
+    for dname, arch, seed, method in tqdm(jobs, desc="data set x arch x seed x method", disable=not progress):
+        if cache.get("key") != (dname, seed):
+            cache = {"key": (dname, seed),
+                     "data": load_data(dname, params["n_train"], params["n_test"], seed, params["augment"]).to(dev)}
+        data = cache["data"]
+        mean, std = data.stats()
+        seed_everything(seed)  # same initial weights for every method of a seed
+        model = build_model(arch, data.in_channels, data.n_classes, params["widths"], mean, std).to(dev)
+        reg = Regularizer(method, params, model, seed)
+        tr = fit(model, data, reg, params, seed)
+        ev = evaluate(model, data, params, seed, dev)
+        key = dict(dataset=dname, arch=arch, method=method, seed=seed)
+        sp = ev["spectra"]
+        row = dict(**key, clean=ev["clean_acc"], shift=float(np.mean([r["accuracy"] for r in ev["shift"]])),
+                   second=np.nan if ev["second"] is None else ev["second"][1],
+                   second_name="" if ev["second"] is None else ev["second"][0],
+                   **{f"asr_{t}": v for t, v in ev["asr"].items()},
+                   asr_mean=float(np.mean(list(ev["asr"].values()))), simba_queries=ev["simba_queries"],
+                   simba_attacked=ev["simba_attacked"], frac_in_bounds=float(sp["frac_in_bounds"].mean()),
+                   frame_penalty=float(sp["frame_penalty"].sum()), train_ce=tr["mean_ce"], seconds=tr["seconds"])
+        scores.append(row)
+        shift += [dict(**key, **r) for r in ev["shift"]]
+        spectra += [dict(**key, **r) for r in sp.to_dict("records")]
+    return {"scores": pd.DataFrame(scores), "shift": pd.DataFrame(shift), "spectra": pd.DataFrame(spectra)}
+
+
+def tune_weights(params: dict, dataset: str, seed: int, grid=(1e-3, 1e-2, 1e-1, 1.0, 10.0), tol_pp: float = 1.0,
+                 methods=None, progress: bool = False) -> pd.DataFrame:
+    """The rule the profiles' regularization weights come from, on one draw of the data (``seed``, not
+    among the reported seeds): train without regularization, then each method at increasing weights
+    of ``grid``, and keep the last weight before the clean test accuracy falls more than ``tol_pp``
+    percentage points below the unregularized model's.  Returns the trials with a ``chosen`` column."""
+    from tqdm import tqdm
+
+    dev = resolve_device(params["device"])
+    data = load_data(dataset, params["n_train"], params["n_test"], seed, params["augment"]).to(dev)
+    mean, std = data.stats()
+
+    def trial(method, weight):
+        P = {**params, f"{method}_weight": weight} if method != "none" else params
+        seed_everything(seed)
+        model = build_model(params["archs"][0], data.in_channels, data.n_classes, params["widths"], mean, std).to(dev)
+        fit(model, data, Regularizer(method, P, model, seed), P, seed)
+        return accuracy(model, data.X_test, data.y_test)
+
+    base = trial("none", 0.0)
+    rows = [dict(method="none", weight=0.0, accuracy=base, chosen=True)]
+    for m in tqdm([m for m in (methods or METHODS) if m != "none"], desc="tuning", disable=not progress):
+        trials = []
+        for w in grid:
+            acc = trial(m, w)
+            trials.append(dict(method=m, weight=w, accuracy=acc, chosen=False))
+            if 100 * (base - acc) > tol_pp:
+                break
+        ok = [t for t in trials if 100 * (base - t["accuracy"]) <= tol_pp]
+        if ok:
+            ok[-1]["chosen"] = True
+        rows += trials
+    return pd.DataFrame(rows)
+
+
+# --- tables -----------------------------------------------------------------------------------------
+
+
+def _mean_sd(s: pd.Series, scale: float = 100.0, digits: int = 2) -> str:
+    v = scale * s.to_numpy(dtype=float)
+    sd = v.std(ddof=1) if len(v) > 1 else float("nan")
+    return f"{v.mean():.{digits}f} ± {sd:.{digits}f}" if np.isfinite(sd) else f"{v.mean():.{digits}f}"
+
+
+def _setting(d: str, a: str, params: dict) -> str:
+    return f"{DATASET_LABELS[d]}" + (f", {ARCH_LABELS[a]}" if len(params["archs"]) > 1 else "")
+
+
+def accuracy_table(scores: pd.DataFrame, params: dict) -> pd.DataFrame:
+    """Clean test accuracy (%), mean ± sd over seeds: methods (rows) x data sets (columns)."""
+    cols = {}
+    for (d, a), g in scores.groupby(["dataset", "arch"], sort=False):
+        cols[_setting(d, a, params)] = {METHOD_LABELS[m]: _mean_sd(gm["clean"])
+                                        for m, gm in g.groupby("method", sort=False)}
+    return pd.DataFrame(cols).rename_axis("method")
+
+
+def shift_table(scores: pd.DataFrame, params: dict) -> pd.DataFrame:
+    """Accuracy (%) on clean, corrupted (mean over corruptions and severities) and second-domain data."""
+    rows = {}
+    for m, gm in scores.groupby("method", sort=False):
+        row = {}
+        for (d, a), g in gm.groupby(["dataset", "arch"], sort=False):
+            s = _setting(d, a, params)
+            row[(s, "clean")] = _mean_sd(g["clean"])
+            row[(s, "corrupted")] = _mean_sd(g["shift"])
+            if g["second"].notna().any():
+                row[(s, f"{g['second_name'].iloc[0]} (second domain)")] = _mean_sd(g["second"])
+        rows[METHOD_LABELS[m]] = row
+    df = pd.DataFrame(rows).T
+    df.columns = pd.MultiIndex.from_tuples(df.columns)
+    return df.rename_axis("method")
+
+
+def asr_table(scores: pd.DataFrame, params: dict) -> pd.DataFrame:
+    """SimBA attack success rate (%) after t iterations, mean ± sd over seeds."""
+    rows = {}
+    for m, gm in scores.groupby("method", sort=False):
+        row = {}
+        for (d, a), g in gm.groupby(["dataset", "arch"], sort=False):
+            for t in params["simba_checkpoints"]:
+                row[(_setting(d, a, params), f"t = {t}")] = _mean_sd(g[f"asr_{t}"], digits=1)
+        rows[METHOD_LABELS[m]] = row
+    df = pd.DataFrame(rows).T
+    df.columns = pd.MultiIndex.from_tuples(df.columns)
+    return df.rename_axis("method")
+
+
+def spectrum_table(scores: pd.DataFrame, params: dict) -> pd.DataFrame:
+    """Fraction of Gram eigenvalues inside [A, B] (mean over layers) and the frame penalty (sum over
+    layers) at the end of training, mean over seeds."""
+    g = scores.groupby(["dataset", "arch", "method"], sort=False)[["frac_in_bounds", "frame_penalty"]].mean()
+    g = g.reset_index()
+    g["setting"] = [_setting(d, a, params) for d, a in zip(g.dataset, g.arch)]
+    g["method"] = g["method"].map(METHOD_LABELS)
+    out = g.pivot_table(index="method", columns="setting", values=["frac_in_bounds", "frame_penalty"], sort=False)
+    return out.rename(columns={"frac_in_bounds": "eigenvalues in [A, B]", "frame_penalty": "frame penalty"}, level=0)
+
+
+# --- claims -----------------------------------------------------------------------------------------
+
+REPORT_ACCURACY = "77.61 vs 75.58 (CIFAR-100, ResNet-34)"
+
+
+def _paired(scores, d, a, col, sign=1.0, scale=100.0):
+    g = scores[(scores.dataset == d) & (scores.arch == a)]
+    piv = g.pivot_table(index="seed", columns="method", values=col)
+    return sign * scale * (piv["frame"] - piv["none"]).to_numpy(), piv.index.to_numpy()
+
+
+def claims(scores: pd.DataFrame, params: dict) -> list:
+    """Per data set x architecture: frame vs no regularization on clean accuracy, accuracy under the
+    corruptions, SimBA ASR (mean over the checkpoints: the ASR after the last one saturates for weak
+    models), and the share of Gram eigenvalues in [A, B]."""
+    from .claims import paired_claim
+
+    prof = params["profile"]
+    out = []
+    for (d, a), _ in scores.groupby(["dataset", "arch"], sort=False):
+        s = _setting(d, a, params) if len(params["archs"]) > 1 else f"{DATASET_LABELS[d]}, {ARCH_LABELS[a]}"
+        diff, seeds = _paired(scores, d, a, "clean")
+        out.append(paired_claim(f"frame regularization beats no regularization in test accuracy ({s}; frame "
+                                f"minus none, percentage points)", f"higher: {REPORT_ACCURACY}", diff, seeds,
+                                prof, "{:+.2f}"))
+        diff, seeds = _paired(scores, d, a, "shift")
+        out.append(paired_claim(f"frame regularization is more accurate under domain shift ({s}; corrupted "
+                                f"copies, mean over corruptions and severities; frame minus none, percentage "
+                                f"points)", "higher accuracy on shifted data (no number quoted here)", diff, seeds,
+                                prof, "{:+.2f}"))
+        diff, seeds = _paired(scores, d, a, "asr_mean", sign=-1.0)
+        ts = ", ".join(map(str, params["simba_checkpoints"]))
+        out.append(paired_claim(f"frame regularization lowers the SimBA attack success rate ({s}; ASR averaged "
+                                f"over {ts} iterations; none minus frame, percentage points)",
+                                "lower ASR (no number quoted here)", diff, seeds, prof, "{:+.1f}"))
+        diff, seeds = _paired(scores, d, a, "frac_in_bounds")
+        out.append(paired_claim(f"the frame regularizer moves the layers' Gram eigenvalues into [A, B] ({s}; "
+                                f"share of eigenvalues in [A, B], mean over layers, frame minus none, "
+                                f"percentage points)", "figure: spectra inside the bounds with the regularizer",
+                                diff, seeds, prof, "{:+.1f}"))
+    return out
+
+
+def _verdict_phrase(c, unit: str = " pp") -> str:
+    m = float(np.mean(c.evidence))
+    if c.verdict == "reproduced":
+        return f"**reproduced** (mean {m:+.2f}{unit}; the 95% interval lies above 0)"
+    if c.verdict == "partly":
+        lo, hi = c.interval if c.interval else (float("-inf"), float("inf"))
+        return (f"**partly** (the mean, {m:+.2f}{unit}, points the claimed way, but the 95% interval "
+                f"[{lo:+.2f}, {hi:+.2f}]{unit} includes 0)")
+    return f"**not reproduced** (the mean difference, {m:+.2f}{unit}, is not positive)"
+
+
+def summary_markdown(ledger: list, scores: pd.DataFrame, params: dict) -> str:
+    """Discussion bullets, every number taken from ``scores`` and the ledger."""
+    T = max(params["simba_checkpoints"])
+    cols = ["clean", "shift", f"asr_{T}", "asr_mean", "frac_in_bounds"]
+    means = scores.groupby(["dataset", "arch", "method"], sort=False)[cols].mean()
+    lines = []
+    kinds = ("Clean accuracy", "Accuracy under the corruptions", "SimBA ASR (mean over the checkpoints)",
+             "Share of Gram eigenvalues in [A, B]")
+    for i, ((d, a), _) in enumerate(scores.groupby(["dataset", "arch"], sort=False)):
+        s = f"{DATASET_LABELS[d]}, {ARCH_LABELS[a]}"
+        mm = means.loc[(d, a)]
+        best = mm["clean"].idxmax()
+        lines.append(f"* **{s}.** Clean accuracy: frame {100 * mm.loc['frame', 'clean']:.2f}%, none "
+                     f"{100 * mm.loc['none', 'clean']:.2f}%, best method {METHOD_LABELS[best]} "
+                     f"({100 * mm.loc[best, 'clean']:.2f}%). Under the corruptions: frame "
+                     f"{100 * mm.loc['frame', 'shift']:.2f}%, none {100 * mm.loc['none', 'shift']:.2f}%. SimBA ASR "
+                     f"after {T} iterations: frame {100 * mm.loc['frame', f'asr_{T}']:.1f}%, none "
+                     f"{100 * mm.loc['none', f'asr_{T}']:.1f}%; averaged over the checkpoints: frame "
+                     f"{100 * mm.loc['frame', 'asr_mean']:.1f}%, none {100 * mm.loc['none', 'asr_mean']:.1f}%. "
+                     f"Eigenvalues in [A, B]: frame {100 * mm.loc['frame', 'frac_in_bounds']:.0f}%, none "
+                     f"{100 * mm.loc['none', 'frac_in_bounds']:.0f}%, most with "
+                     f"{METHOD_LABELS[mm['frac_in_bounds'].idxmax()]} ({100 * mm['frac_in_bounds'].max():.0f}%).")
+        for kind, c in zip(kinds, ledger[4 * i:4 * i + 4]):
+            lines.append(f"  * {kind}, frame vs none: {_verdict_phrase(c)}.")
+    return "\n".join(lines)
+
+
+def spectra_markdown(spectra: pd.DataFrame, params: dict) -> str:
+    """What the spectra figure shows, in numbers (all seeds): per data set and method, the median over
+    layers of the largest and the smallest Gram eigenvalue, the share of layers whose whole spectrum
+    lies in [A, B] and the share of eigenvalues in [A, B]."""
+    A, B = params["frame_A"], params["frame_B"]
+    lines = []
+    for (d, a), g in spectra.groupby(["dataset", "arch"], sort=False):
+        parts = []
+        for m in params["methods"]:
+            gm = g[g.method == m]
+            per_model = gm.groupby("seed")
+            inside = ((gm.ev_min >= A) & (gm.ev_max <= B)).groupby(gm.seed).mean().mean()
+            below = (gm.ev_max < A).groupby(gm.seed).mean().mean()
+            parts.append(f"{METHOD_LABELS[m]}: largest {per_model.ev_max.median().mean():.3g}, smallest "
+                         f"{per_model.ev_min.median().mean():.2g}; layers entirely in [A, B] {100 * inside:.0f}%, "
+                         f"entirely below A {100 * below:.0f}%; eigenvalues in [A, B] "
+                         f"{100 * gm.frac_in_bounds.mean():.0f}%")
+        lines.append(f"* **{_setting(d, a, params)}** (eigenvalues: median over layers, mean over seeds) -- "
+                     + "; ".join(parts) + ".")
+    return "\n".join(lines)
+
+
+# --- figure data ------------------------------------------------------------------------------------
+
+
+def panel_names(df: pd.DataFrame, params: dict) -> pd.DataFrame:
+    """``df`` with a ``panel`` column naming its data set (and network, when there are several)."""
+    return df.assign(panel=[_setting(d, a, params) for d, a in zip(df.dataset, df.arch)])
+
+
+def asr_curves(scores: pd.DataFrame, params: dict) -> pd.DataFrame:
+    """Tidy ASR (%) per data set, method, seed and checkpoint."""
+    rows = [dict(dataset=r.dataset, arch=r.arch, method=r.method, seed=r.seed, iterations=t,
+                 asr=100 * getattr(r, f"asr_{t}")) for r in scores.itertuples() for t in params["simba_checkpoints"]]
+    return panel_names(pd.DataFrame(rows), params)
+
+
+def severity_curves(scores: pd.DataFrame, shift: pd.DataFrame, params: dict) -> pd.DataFrame:
+    """Accuracy (%) averaged over the corruptions per severity, with the clean accuracy at severity 0."""
+    keys = ["dataset", "arch", "method", "seed"]
+    g = shift.groupby(keys + ["severity"], sort=False)["accuracy"].mean().reset_index()
+    clean = scores[keys + ["clean"]].rename(columns={"clean": "accuracy"}).assign(severity=0)
+    out = pd.concat([clean, g], ignore_index=True)
+    return panel_names(out.assign(accuracy=100 * out["accuracy"]), params)
+
+
+def spectra_for_figure(spectra: pd.DataFrame, params: dict, seed: int | None = None) -> pd.DataFrame:
+    """The per-layer spectra of the first seed (or ``seed``), with a ``panel`` column."""
+    seed = params["seed"] if seed is None else seed
+    return panel_names(spectra[spectra.seed == seed], params)
+
+
+def corruption_examples(dataset: str, params: dict, index: int = 0) -> dict:
+    """One test image of ``dataset`` under every corruption and severity (0 = clean) of ``params``."""
+    data = load_data(dataset, params["n_train"], params["n_test"], params["seed"])
+    x = data.X_test[index:index + 1]
+    out = {}
+    for ci, c in enumerate(params["corruptions"]):
+        out[(c, 0)] = x[0]
+        for s in params["severities"]:
+            out[(c, s)] = corrupt(x, c, s, torch.Generator().manual_seed(ci * 10 + s), data.table)[0]
+    return out
