@@ -93,3 +93,21 @@ def test_write_ledger_uses_output_dir_env(tmp_path, monkeypatch):
     monkeypatch.setenv("PARAMSPACE_OUTPUT_DIR", str(tmp_path))
     path = C.write_ledger("toy", [C.Claim("c", "r", "o", "partly")])
     assert path == tmp_path / "toy.claims.json" and C.read_ledger(path)[0].verdict == "partly"
+
+
+def test_scorecard_counts_verdicts_and_skips_chapters_without_claims(tmp_path):
+    from paramspace import profiles
+
+    name = "parameter_relevance"
+    C.write_ledger(name, [C.Claim("a", "r", "o", "reproduced", profile="book"),
+                          C.Claim("b", "r", "o", "not reproduced", profile="book"),
+                          C.Claim("c", "r", "o", "not reproduced", profile="book")], tmp_path)
+    rows = {r["report"]: r for r in C.scorecard(tmp_path)}
+    assert rows[name]["claims"] == 3 and rows[name]["reproduced"] == 1 and rows[name]["not reproduced"] == 2
+    no_claims = [n for n, r in profiles.REPORTS.items() if not r.claims]
+    assert "compression_leaderboard" in no_claims
+    assert not set(no_claims) & set(rows)
+    card = C.write_scorecard(tmp_path).read_text()
+    assert f"</reports/{name}>` | 3 | 1 | 0 | 2 | `book` |" in card
+    assert "no ledger yet" in card  # the other reports have none in this directory
+    assert profiles.REPORTS["compression_leaderboard"].title not in card

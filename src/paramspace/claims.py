@@ -119,6 +119,8 @@ def scorecard(directory: Path | None = None) -> list[dict]:
     directory = Path(directory) if directory is not None else output_dir()
     rows = []
     for name, rep in REPORTS.items():
+        if not rep.claims:  # a chapter beyond the reports (the leaderboard) checks no claims
+            continue
         path = directory / f"{name}.claims.json"
         row = {"report": name, "title": rep.title, "seed": rep.seed_id, "claims": 0,
                **{v: 0 for v in VERDICTS}, "profile": ""}
