@@ -111,3 +111,14 @@ def test_scorecard_counts_verdicts_and_skips_chapters_without_claims(tmp_path):
     assert f"</reports/{name}>` | 3 | 1 | 0 | 2 | `book` |" in card
     assert "no ledger yet" in card  # the other reports have none in this directory
     assert profiles.REPORTS["compression_leaderboard"].title not in card
+
+
+def test_verdict_phrase_states_mean_and_interval():
+    up = C.paired_claim("A beats B", "> 0", [0.10, 0.11, 0.12, 0.10, 0.09], range(5), "smoke")
+    assert C.verdict_phrase(up, " pp", "{:+.2f}") == "**reproduced**: mean +0.10 pp, and the 95% interval lies above 0"
+    mixed = C.paired_claim("A beats B", "> 0", [0.1, 0.2, 0.3], range(3), "smoke")
+    lo, hi = mixed.interval
+    assert C.verdict_phrase(mixed) == (f"**partly**: the mean +0.2 points the claimed way, but the 95% interval "
+                                       f"[{lo:+.3g}, {hi:+.3g}] includes 0")
+    down = C.paired_claim("A beats B", "> 0", [-0.5, 0.1], range(2), "smoke")
+    assert C.verdict_phrase(down, "%") == "**not reproduced**, because the mean difference -0.2% is not positive"

@@ -151,3 +151,15 @@ def write_scorecard(directory: Path | None = None) -> Path:
     tmp.write_text("\n".join(lines) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def verdict_phrase(c: Claim, unit: str = "", fmt: str = "{:+.3g}") -> str:
+    """One sentence for a paired claim's verdict, with its mean and interval (in ``unit``)."""
+    m = fmt.format(float(np.mean(c.evidence)))
+    if c.verdict == "reproduced":
+        return f"**reproduced**: mean {m}{unit}, and the 95% interval lies above 0"
+    if c.verdict == "partly":
+        lo, hi = c.interval if c.interval else (float("-inf"), float("inf"))
+        return (f"**partly**: the mean {m}{unit} points the claimed way, but the 95% interval "
+                f"[{fmt.format(lo)}, {fmt.format(hi)}]{unit} includes 0")
+    return f"**not reproduced**, because the mean difference {m}{unit} is not positive"

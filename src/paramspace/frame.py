@@ -54,6 +54,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import data as D
+from .claims import paired_claim, verdict_phrase
 from .train import resolve_device, seed_everything, set_cpu_threads
 
 METHODS = ("none", "frame", "mhe", "so", "srip", "ocnn")
@@ -1016,7 +1017,6 @@ def claims(scores: pd.DataFrame, params: dict) -> list:
     """Per data set x architecture: frame vs no regularization on clean accuracy, accuracy under the
     corruptions, SimBA ASR (mean over the checkpoints: the ASR after the last one saturates for weak
     models), and the share of Gram eigenvalues in [A, B]."""
-    from .claims import paired_claim
 
     prof = params["profile"]
     out = []
@@ -1044,17 +1044,6 @@ def claims(scores: pd.DataFrame, params: dict) -> list:
     return out
 
 
-def _verdict_phrase(c, unit: str = " pp") -> str:
-    m = float(np.mean(c.evidence))
-    if c.verdict == "reproduced":
-        return f"**reproduced** (mean {m:+.2f}{unit}; the 95% interval lies above 0)"
-    if c.verdict == "partly":
-        lo, hi = c.interval if c.interval else (float("-inf"), float("inf"))
-        return (f"**partly** (the mean, {m:+.2f}{unit}, points the claimed way, but the 95% interval "
-                f"[{lo:+.2f}, {hi:+.2f}]{unit} includes 0)")
-    return f"**not reproduced** (the mean difference, {m:+.2f}{unit}, is not positive)"
-
-
 def summary_markdown(ledger: list, scores: pd.DataFrame, params: dict) -> str:
     """Discussion bullets, every number taken from ``scores`` and the ledger."""
     T = max(params["simba_checkpoints"])
@@ -1078,7 +1067,8 @@ def summary_markdown(ledger: list, scores: pd.DataFrame, params: dict) -> str:
                      f"{100 * mm.loc['none', 'frac_in_bounds']:.0f}%, most with "
                      f"{METHOD_LABELS[mm['frac_in_bounds'].idxmax()]} ({100 * mm['frac_in_bounds'].max():.0f}%).")
         for kind, c in zip(kinds, ledger[4 * i:4 * i + 4]):
-            lines.append(f"  * {kind}, frame vs none: {_verdict_phrase(c)}.")
+            phrase = verdict_phrase(c, " pp", "{:+.2f}")
+            lines.append(f"  * {kind}, frame vs none: {phrase}.")
     return "\n".join(lines)
 
 

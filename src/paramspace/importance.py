@@ -41,6 +41,7 @@ from torch.func import functional_call
 from torch.nn import functional as F
 
 from . import data as D
+from .claims import paired_claim, verdict_phrase
 from .train import resolve_device, seed_everything, set_cpu_threads
 
 DATASETS = ("mnist", "fashion-mnist", "cifar10")
@@ -524,7 +525,6 @@ def per_seed(curves: pd.DataFrame, column: str, epochs) -> pd.DataFrame:
 
 
 def claims(curves: pd.DataFrame, params: dict) -> list:
-    from .claims import paired_claim
 
     E, k = params["epochs"], params["early_epochs"]
     early, late = range(1, k + 1), [E]
@@ -569,17 +569,6 @@ CLAIM_SHORT = (("early in training, importance DropConnect + KL vs DropConnect",
                ("spread of the importances, with vs without KL", ""))
 
 
-def _verdict_phrase(c, unit: str = "") -> str:
-    m = float(np.mean(c.evidence))
-    if c.verdict == "reproduced":
-        return f"**reproduced**: mean {m:+.3g}{unit}, and the 95% interval lies above 0"
-    if c.verdict == "partly":
-        lo, hi = c.interval if c.interval else (float("-inf"), float("inf"))
-        return (f"**partly**: the mean {m:+.3g}{unit} points the claimed way, but the 95% interval "
-                f"[{lo:+.3g}, {hi:+.3g}] includes 0")
-    return f"**not reproduced**, because the mean difference {m:+.3g}{unit} is not positive"
-
-
 def summary_markdown(ledger: list, curves: pd.DataFrame, params: dict) -> str:
     """Bullet points for the discussion, every number taken from ``curves`` and the ledger
     (accuracy differences in percentage points)."""
@@ -593,7 +582,7 @@ def summary_markdown(ledger: list, curves: pd.DataFrame, params: dict) -> str:
     lines += [f"  * {METHOD_LABELS[m]}: early {100 * early[m]:.2f}%, final {100 * acc[m]:.2f}%, "
               f"gap {100 * gap[m]:.2f} pp" for m in METHODS if m in acc]
     for (short, unit), c in zip(CLAIM_SHORT, ledger):
-        lines.append(f"* {short[0].upper() + short[1:]}: {_verdict_phrase(c, unit)}.")
+        lines.append(f"* {short[0].upper() + short[1:]}: {verdict_phrase(c, unit)}.")
     return "\n".join(lines)
 
 

@@ -34,7 +34,7 @@ from scipy.optimize import linear_sum_assignment
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from . import curvature
+from . import curvature, pruning
 from .train import task_loss
 
 # modules that act elementwise, hence commute with permuting, merging or expanding neurons
@@ -1066,17 +1066,9 @@ def estimator_table(comp: dict, n: int) -> pd.DataFrame:
 
 def auc_table(curves: pd.DataFrame, clip_min: float | None = 0.0) -> pd.DataFrame:
     """Area under quality vs fraction of parameters kept, per (dataset, seed, metric), normalised by
-    the range of the fraction; quality floored at ``clip_min`` (R^2 can fall far below 0)."""
-    from .pruning import curve_auc
-
-    rows = []
-    for (d, s, m), g in curves.groupby(["dataset", "seed", "metric"], sort=False):
-        g = g.sort_values("param_fraction")
-        q = g["quality"].to_numpy()
-        if clip_min is not None:
-            q = np.maximum(q, clip_min)
-        rows.append(dict(dataset=d, seed=s, metric=m, auc=curve_auc(g["param_fraction"], q)))
-    return pd.DataFrame(rows)
+    the range of the fraction; quality floored at ``clip_min`` (R^2 can fall far below 0); see
+    :func:`paramspace.pruning.auc_table`."""
+    return pruning.auc_table(curves, "param_fraction", "metric", clip_min)
 
 
 def describe(params: dict) -> str:

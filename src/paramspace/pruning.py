@@ -195,6 +195,23 @@ def curve_auc(fractions: Sequence[float], values: Sequence[float]) -> float:
     return float(np.trapezoid(v, f) / (f[-1] - f[0]))
 
 
+def auc_table(curves, x: str, group: str, clip_min: float | None = 0.0):
+    """Area under quality vs ``x`` (:func:`curve_auc`) per (dataset, seed, ``group``) of a tidy
+    frame with columns ``dataset, seed, group, x, quality``.  ``clip_min`` floors the quality first
+    (R² can fall far below zero once a regression network is broken; flooring at 0 keeps one broken
+    point from dominating the area)."""
+    import pandas as pd
+
+    rows = []
+    for (d, s, c), g in curves.groupby(["dataset", "seed", group], sort=False):
+        g = g.sort_values(x)
+        q = g["quality"].to_numpy()
+        if clip_min is not None:
+            q = np.maximum(q, clip_min)
+        rows.append({"dataset": d, "seed": s, group: c, "auc": curve_auc(g[x], q)})
+    return pd.DataFrame(rows)
+
+
 @torch.no_grad()
 def noise_response(model: nn.Module, X: torch.Tensor, sigmas: Sequence[float], task: str,
                    n_draws: int = 20, seed: int = 0) -> np.ndarray:

@@ -107,19 +107,9 @@ def run(params: dict, progress: bool = True) -> dict[str, pd.DataFrame]:
 
 
 def auc_table(curves: pd.DataFrame, clip_min: float | None = 0.0) -> pd.DataFrame:
-    """Area under quality-vs-fraction-removed per (dataset, seed, criterion).
-
-    ``clip_min`` floors the quality first (R² can fall far below zero once a regression network
-    is broken; flooring at 0 keeps one broken point from dominating the area).
-    """
-    rows = []
-    for (d, s, c), g in curves.groupby(["dataset", "seed", "criterion"], sort=False):
-        g = g.sort_values("fraction")
-        q = g["quality"].to_numpy()
-        if clip_min is not None:
-            q = np.maximum(q, clip_min)
-        rows.append(dict(dataset=d, seed=s, criterion=c, auc=pruning.curve_auc(g["fraction"], q)))
-    return pd.DataFrame(rows)
+    """Area under quality-vs-fraction-removed per (dataset, seed, criterion), quality floored at
+    ``clip_min`` (see :func:`paramspace.pruning.auc_table`)."""
+    return pruning.auc_table(curves, "fraction", "criterion", clip_min)
 
 
 def belsley_toy(step: float = 0.02, eta_threshold: float = 30.0) -> dict:
