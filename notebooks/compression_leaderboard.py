@@ -112,13 +112,15 @@ m.groupby("dataset", sort=False).agg(parameters=("n_params", "first"), test_accu
 
 # %%
 curves = results["curves"]
-fig, axes = plt.subplots(1, len(P["datasets"]), figsize=(7 * len(P["datasets"]) + 2.5, 5), squeeze=False)
 names = curves.dataset.unique()
-for i, (ax, d) in enumerate(zip(axes[0], names)):
-    plots.band(curves[curves.dataset == d], "kept", "accuracy", ax=ax, percent_x=True,
-               palette=LB.PALETTE, labels=LB.LABELS, legend=i == len(names) - 1,
-               xlabel="parameters kept (%)", ylabel="test accuracy", title=f"{d} ({P['n_seeds']} seeds)")
-fig.tight_layout()
+fig, axes = plt.subplots(1, len(names), figsize=(6.5 * len(names), 6), squeeze=False)
+for ax, d in zip(axes[0], names):
+    plots.band(curves[curves.dataset == d], "kept", "accuracy", ax=ax, percent_x=True, palette=LB.PALETTE,
+               labels=LB.LABELS, legend=False, xlabel="parameters kept (%)", ylabel="test accuracy",
+               title=f"{d} ({P['n_seeds']} seeds)")
+handles, keys = axes[0][0].get_legend_handles_labels()
+fig.legend(handles, [LB.LABELS[k] for k in keys], loc="lower center", ncol=4, frameon=False)
+fig.tight_layout(rect=(0, 0.13, 1, 1))
 plt.show()
 
 # %% [markdown]
@@ -132,7 +134,7 @@ plt.show()
 # Mean $\pm$ sd over seeds.
 
 # %%
-LB.leaderboard(results, P)
+display(Markdown(LB.leaderboard_markdown(LB.leaderboard(results, P))))
 
 # %% [markdown]
 # ## What this run shows

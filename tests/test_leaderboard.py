@@ -103,6 +103,9 @@ def test_smoke_run_counts_parameters_exactly_and_shares_the_end_points():
     board = LB.leaderboard(res, p)
     assert len(board) == len(p["datasets"]) * len(LB.CRITERIA)
     assert (res["timing"].seconds >= 0).all()
+    md = LB.leaderboard_markdown(board)
+    assert md.count("| rank | criterion |") == len(p["datasets"])
+    assert "magnitude \\|w\\|" in md  # the pipe in a label is escaped, not a column break
     text = LB.summary_markdown(res, p)
     assert all(f"**{d}**" in text for d in curves.dataset.unique())
 

@@ -225,6 +225,20 @@ def leaderboard(results: dict, params: dict) -> pd.DataFrame:
     return out.drop(columns="_auc").reset_index(drop=True)
 
 
+def leaderboard_markdown(board: pd.DataFrame) -> str:
+    """:func:`leaderboard` as one Markdown table per data set, criteria by their full names."""
+    esc = lambda t: str(t).replace("|", "\\|")  # noqa: E731
+    cols = [c for c in board.columns if c not in ("data set", "criterion")]
+    out = []
+    for d, g in board.groupby("data set", sort=False):
+        out += [f"**{d}**", "", "| rank | criterion | " + " | ".join(cols) + " |",
+                "|---|---|" + "---|" * len(cols)]
+        out += [f"| {i} | {esc(LABELS[r['criterion']])} | " + " | ".join(esc(r[c]) for c in cols) + " |"
+                for i, (_, r) in enumerate(g.iterrows(), 1)]
+        out.append("")
+    return "\n".join(out)
+
+
 def summary_markdown(results: dict, params: dict) -> str:
     """What this run measured, per data set (generated from the numbers)."""
     from .claims import mean_interval
