@@ -82,7 +82,9 @@ def test_importance_scores_rank_biases_last_and_stay_on_the_simplex():
 
 def test_smoke_run_counts_parameters_exactly_and_shares_the_end_points():
     p = {**SMOKE, "n_seeds": 1}
+    threads = torch.get_num_threads()
     res = LB.run(p, progress=False)
+    assert torch.get_num_threads() == threads  # cpu_threads applies inside the run only
     curves, models = res["curves"], res["models"]
     assert set(curves.criterion) == set(LB.CRITERIA)
     h = p["hidden"]

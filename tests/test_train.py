@@ -207,3 +207,18 @@ def test_mlp_shapes_and_counts():
     out = predict(m, X, batch_size=3)
     assert out.shape == (10, 2) and m.training  # predict restores the mode
     torch.testing.assert_close(out, m(X))
+
+
+def test_cpu_threads_context_restores_the_thread_count_even_on_error():
+    from paramspace.train import cpu_threads
+
+    before = torch.get_num_threads()
+    with cpu_threads(1) as n:
+        assert n == 1 == torch.get_num_threads()
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError, match="inside"):
+        with cpu_threads(1):
+            raise RuntimeError("inside")
+    assert torch.get_num_threads() == before
+    with cpu_threads(0) as n:  # 0 keeps torch's current setting
+        assert n == before

@@ -42,7 +42,7 @@ from torch.nn import functional as F
 
 from . import data as D
 from .claims import paired_claim, verdict_phrase
-from .train import resolve_device, seed_everything, set_cpu_threads
+from .train import cpu_threads, resolve_device, seed_everything
 
 DATASETS = ("mnist", "fashion-mnist", "cifar10")
 ARCHS = ("cnn", "resnet18")
@@ -482,12 +482,8 @@ def run(params: dict, progress: bool = True) -> dict:
     of all importances}) and ``timing`` (method, seed, seconds)."""
     check_params(params)
     dev = resolve_device(params["device"])
-    threads = torch.get_num_threads()
-    set_cpu_threads(params["cpu_threads"])
-    try:
+    with cpu_threads(params["cpu_threads"]):
         return _run(params, dev, progress)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(params: dict, dev: torch.device, progress: bool) -> dict:

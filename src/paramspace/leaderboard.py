@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from . import curvature, data as D, importance, metric, pruning, variational
 from .metrics import quality
 from .models import mlp, n_params
-from .train import resolve_device, seed_everything, set_cpu_threads, train
+from .train import cpu_threads, resolve_device, seed_everything, train
 
 PRUNING = ("random", "magnitude", "obd", "variational", "belsley", "importance")
 CLUSTERING = ("cluster_euclidean", "cluster_w2")
@@ -145,10 +145,13 @@ def run(params: dict, progress: bool = True) -> dict[str, pd.DataFrame]:
     """Every data set x seed x criterion. Returns ``curves`` (dataset, seed, criterion, kept,
     n_kept, accuracy), ``timing`` (dataset, seed, criterion, seconds: computing the scores or all the
     clusterings, not evaluating them) and ``models`` (dataset, seed, n_params, accuracy)."""
+    with cpu_threads(params["cpu_threads"]):
+        return _run(params, resolve_device(params["device"]), progress)
+
+
+def _run(params: dict, dev: torch.device, progress: bool) -> dict[str, pd.DataFrame]:
     from tqdm import tqdm
 
-    set_cpu_threads(params["cpu_threads"])
-    dev = resolve_device(params["device"])
     curves, timing, models = [], [], []
     jobs = [(d, params["seed"] + s) for d in params["datasets"] for s in range(params["n_seeds"])]
     for dname, seed in tqdm(jobs, desc="data set x seed", disable=not progress):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,6 +49,18 @@ def set_cpu_threads(n: int) -> int:
     if n > 0:
         torch.set_num_threads(n)
     return torch.get_num_threads()
+
+
+@contextmanager
+def cpu_threads(n: int):
+    """``with cpu_threads(n):`` runs the block with :func:`set_cpu_threads` ``(n)`` and restores the
+    previous torch thread count afterwards (also on error)."""
+    before = torch.get_num_threads()
+    set_cpu_threads(n)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
 
 
 def task_loss(task: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
