@@ -35,7 +35,9 @@ def versions() -> dict[str, str]:
     return out
 
 
-def device_description(device: str) -> str:
+def device_description(device: str, cpu_threads: int = 0) -> str:
+    """The device a report ran on; for the CPU, the torch thread count of the computation
+    (``cpu_threads`` when the report set it, else torch's current setting)."""
     import torch
 
     from .train import resolve_device
@@ -43,7 +45,8 @@ def device_description(device: str) -> str:
     dev = resolve_device(device)
     if dev.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(dev)} (CUDA {torch.version.cuda})"
-    return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
+    threads = cpu_threads or torch.get_num_threads()
+    return f"cpu: {platform.processor() or platform.machine()}, {threads} torch threads"
 
 
 class Provenance:
@@ -54,7 +57,7 @@ class Provenance:
 
     def record(self) -> dict:
         return {"report": self.report, "commit": git_commit(), "profile": self.params.get("profile"),
-                "device": device_description(self.params.get("device", "auto")),
+                "device": device_description(self.params.get("device", "auto"), self.params.get("cpu_threads", 0)),
                 "wall_time_s": round(time.perf_counter() - self.t0, 1),
                 "parameters": self.params, "versions": versions()}
 
