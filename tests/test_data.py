@@ -282,3 +282,20 @@ def test_load_by_name_dispatches():
     ds = D.load("iris", seed=1)
     assert ds.name == "iris" and len(ds.X_train) + len(ds.X_test) == 150 and ds.n_features == 4
     assert torch.equal(ds.X_train, D.load_iris(seed=1).X_train)
+
+
+def test_image_tensors_batches_visit_every_image_once_in_a_seeded_order():
+    from paramspace.data import ImageTensors
+
+    X = torch.arange(10, dtype=torch.float32).reshape(10, 1, 1, 1).expand(10, 3, 4, 4).clone()
+    y = torch.arange(10)
+    d = ImageTensors("toy", X, y, X[:3], y[:3])
+    assert (d.in_channels, d.image_size, d.sizes, d.n_classes) == (3, 4, (10, 3), 10)
+    seen = [b for _, b in d.batches(4, torch.Generator().manual_seed(0))]
+    assert [len(b) for b in seen] == [4, 4, 2]
+    order = torch.cat(seen)
+    assert sorted(order.tolist()) == list(range(10))
+    assert torch.equal(order, torch.randperm(10, generator=torch.Generator().manual_seed(0)))
+    xb, yb = next(d.batches(4, torch.Generator().manual_seed(0)))
+    assert torch.equal(xb[:, 0, 0, 0], yb.float())  # images travel with their labels
+    assert [len(b) for _, b in d.eval_batches("test", 2)] == [2, 1]

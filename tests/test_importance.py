@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from paramspace import data as D
 from paramspace import importance as I
 from paramspace.claims import VERDICTS, verdict_paired
 from paramspace.profiles import ProfileError, resolve
@@ -230,7 +231,7 @@ def _toy_data(n=96, seed=0):
     g = torch.Generator().manual_seed(seed)
     X = torch.randn(n + 40, 1, 28, 28, generator=g)
     y = (X[:, 0, :14].mean((1, 2)) > X[:, 0, 14:].mean((1, 2))).long()
-    return I.TensorData("toy", X[:n], y[:n], X[n:], y[n:])
+    return D.ImageTensors("toy", X[:n], y[:n], X[n:], y[n:])
 
 
 @pytest.fixture(scope="module")

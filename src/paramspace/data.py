@@ -108,6 +108,52 @@ class Dataset:
         )
 
 
+@dataclass
+class ImageTensors:
+    """Images held as tensors ``(N, C, H, W)`` with labels; channels and size are read off the
+    training images.  Training minibatches come in a seeded random order; :meth:`augment_batch`
+    (identity here) is applied to each one."""
+
+    name: str
+    X_train: torch.Tensor
+    y_train: torch.Tensor
+    X_test: torch.Tensor
+    y_test: torch.Tensor
+    n_classes: int = 10
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.X_train.shape[1])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.X_train.shape[-1])
+
+    @property
+    def sizes(self):
+        return len(self.y_train), len(self.y_test)
+
+    def to(self, dev):
+        for k in ("X_train", "y_train", "X_test", "y_test"):
+            setattr(self, k, getattr(self, k).to(dev))
+        return self
+
+    def augment_batch(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        return x
+
+    def batches(self, batch_size: int, gen: torch.Generator):
+        n = len(self.y_train)
+        perm = torch.randperm(n, generator=gen).to(self.X_train.device)
+        for i in range(0, n, batch_size):
+            idx = perm[i:i + batch_size]
+            yield self.augment_batch(self.X_train[idx], gen), self.y_train[idx]
+
+    def eval_batches(self, split: str, batch_size: int = 500):
+        X, y = (self.X_train, self.y_train) if split == "train" else (self.X_test, self.y_test)
+        for i in range(0, len(y), batch_size):
+            yield X[i:i + batch_size], y[i:i + batch_size]
+
+
 def split_standardize(
     name: str,
     X: np.ndarray,

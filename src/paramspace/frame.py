@@ -44,7 +44,6 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -636,41 +635,19 @@ def build_model(arch: str, in_channels: int, n_classes: int, widths, mean, std) 
 
 
 @dataclass
-class ImageData:
-    """Images as tensors with pixel values in ``[0, 1]`` (the model normalises them itself)."""
+class ImageData(D.ImageTensors):
+    """Images as tensors with pixel values in ``[0, 1]`` (the model normalises them itself); training
+    batches optionally randomly cropped and flipped."""
 
-    name: str
-    X_train: torch.Tensor
-    y_train: torch.Tensor
-    X_test: torch.Tensor
-    y_test: torch.Tensor
-    n_classes: int
-    table: str  # corruption constants: "grey" or "cifar"
+    table: str = "grey"  # corruption constants: "grey" or "cifar"
     crop: bool = False  # random crop (padding 4) of training batches
     flip: bool = False  # random horizontal flip of training batches
-
-    @property
-    def in_channels(self) -> int:
-        return int(self.X_train.shape[1])
-
-    @property
-    def image_size(self) -> int:
-        return int(self.X_train.shape[-1])
 
     def stats(self) -> tuple[list[float], list[float]]:
         return self.X_train.mean((0, 2, 3)).tolist(), self.X_train.std((0, 2, 3)).tolist()
 
-    def to(self, dev):
-        for k in ("X_train", "y_train", "X_test", "y_test"):
-            setattr(self, k, getattr(self, k).to(dev))
-        return self
-
-    def batches(self, batch_size: int, gen: torch.Generator) -> Iterator:
-        n = len(self.y_train)
-        perm = torch.randperm(n, generator=gen).to(self.X_train.device)
-        for i in range(0, n, batch_size):
-            idx = perm[i:i + batch_size]
-            yield augment(self.X_train[idx], gen, self.crop, self.flip), self.y_train[idx]
+    def augment_batch(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        return augment(x, gen, self.crop, self.flip)
 
 
 def augment(x: torch.Tensor, gen: torch.Generator, crop: bool, flip: bool, pad: int = 4) -> torch.Tensor:

@@ -31,7 +31,6 @@ import math
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -263,41 +262,6 @@ def masked_parameters(model: nn.Module, keep: dict[str, torch.Tensor], gen: torc
 # --- data --------------------------------------------------------------------------------------
 
 
-@dataclass
-class TensorData:
-    """A (sub)sample of MNIST or Fashion-MNIST held as tensors, standardised with training statistics."""
-
-    name: str
-    X_train: torch.Tensor
-    y_train: torch.Tensor
-    X_test: torch.Tensor
-    y_test: torch.Tensor
-    in_channels: int = 1
-    image_size: int = 28
-    n_classes: int = 10
-
-    def to(self, dev):
-        for k in ("X_train", "y_train", "X_test", "y_test"):
-            setattr(self, k, getattr(self, k).to(dev))
-        return self
-
-    def batches(self, batch_size: int, gen: torch.Generator) -> Iterator:
-        n = len(self.y_train)
-        perm = torch.randperm(n, generator=gen).to(self.X_train.device)
-        for i in range(0, n, batch_size):
-            idx = perm[i:i + batch_size]
-            yield self.X_train[idx], self.y_train[idx]
-
-    def eval_batches(self, split: str, batch_size: int = 500) -> Iterator:
-        X, y = (self.X_train, self.y_train) if split == "train" else (self.X_test, self.y_test)
-        for i in range(0, len(y), batch_size):
-            yield X[i:i + batch_size], y[i:i + batch_size]
-
-    @property
-    def sizes(self):
-        return len(self.y_train), len(self.y_test)
-
-
 class LoaderData:
     """CIFAR-10 through torchvision ``DataLoader``s (the ``paper`` profile), batches moved to ``device``."""
 
@@ -342,7 +306,7 @@ def load_data(params: dict, seed: int):
         ds = D.load_mnist(n_train=params["n_train"], n_test=params["n_test"], seed=seed, flatten=False,
                           variant=name)
         mu, sd = ds.X_train.mean(), ds.X_train.std()
-        return TensorData(name, (ds.X_train - mu) / sd, ds.y_train, (ds.X_test - mu) / sd, ds.y_test)
+        return D.ImageTensors(name, (ds.X_train - mu) / sd, ds.y_train, (ds.X_test - mu) / sd, ds.y_test)
     if name == "cifar10":
         import torchvision.transforms as T
 
