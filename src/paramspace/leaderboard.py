@@ -29,10 +29,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from . import curvature, data as D, importance, metric, pruning, variational
+from . import data as D, importance, metric, pruning, relevance, variational
 from .metrics import quality
-from .models import mlp, n_params
-from .train import cpu_threads, resolve_device, seed_everything, train
+from .models import n_params
+from .train import cpu_threads, resolve_device
 
 PRUNING = ("random", "magnitude", "obd", "variational", "belsley", "importance")
 CLUSTERING = ("cluster_euclidean", "cluster_w2")
@@ -63,14 +63,10 @@ def load_task(name: str, params: dict, seed: int) -> D.Dataset:
 
 
 def fit(ds: D.Dataset, params: dict, seed: int, device, progress: bool = False):
-    """The shared trained model: a mean-field variational MLP ``in -> hidden -> classes`` (ELBO)."""
-    seed_everything(seed)
-    bayes = mlp(ds.n_features, [params["hidden"]], ds.out_dim, "relu", linear=variational.BayesLinear,
-                prior_sigma=params["prior_sigma"])
-    train(bayes, ds, epochs=params["epochs"], lr=params["lr"], batch_size=params["batch_size"], seed=seed,
-          device=device, progress=progress, desc=f"{ds.name} seed {seed}",
-          regularizer=variational.kl_regularizer(len(ds.X_train), params["kl_weight"]))
-    bayes = bayes.cpu()
+    """The shared trained model: report 5's mean-field variational MLP ``in -> hidden -> classes``
+    (ELBO, :func:`paramspace.relevance.fit_variational`); returns it and its posterior mean."""
+    bayes, _ = relevance.fit_variational(ds, {**params, "hidden": [params["hidden"]], "device": str(device)},
+                                         seed, progress)
     return bayes, variational.to_deterministic(bayes)
 
 
@@ -95,22 +91,13 @@ def importance_scores(det, ds: D.Dataset, params: dict, seed: int) -> pruning.Sc
 
 
 def pruning_scores(name: str, bayes, det, ds: D.Dataset, params: dict, seed: int) -> pruning.Scores:
-    X, y = ds.X_train[: params["curvature_n"]], ds.y_train[: params["curvature_n"]]
-    if name == "random":
-        return pruning.random_scores(det, seed)
-    if name == "magnitude":
-        return pruning.magnitude_scores(det)
-    if name == "obd":
-        return pruning.obd_scores(det, X, y, ds.task)
-    if name == "variational":
-        return pruning.variational_scores(bayes)
-    if name == "belsley":
-        H = curvature.hessian(det, X, y, ds.task)
-        cov = curvature.laplace_covariance(H, params["laplace_damping"])
-        return pruning.belsley_scores(det, cov, n_steps=params["belsley_steps"])
+    """Scores of one unstructured criterion: report 3's importances here, the others as report 5
+    computes them (:func:`paramspace.relevance.criterion_score`), curvature from the first
+    ``curvature_n`` training points."""
     if name == "importance":
         return importance_scores(det, ds, params, seed)
-    raise ValueError(f"unknown criterion {name!r}")
+    n = params["curvature_n"]
+    return relevance.criterion_score(name, bayes, det, ds.X_train[:n], ds.y_train[:n], ds.task, params, seed)
 
 
 def neuron_gaussians(bayes) -> tuple[np.ndarray, np.ndarray]:
@@ -123,16 +110,14 @@ def neuron_gaussians(bayes) -> tuple[np.ndarray, np.ndarray]:
     return mu.double().numpy(), var.double().numpy()
 
 
-def cluster_models(name: str, bayes, det, params: dict, seed: int) -> dict[int, torch.nn.Module]:
-    """The merged network for every ``k`` in ``1 .. hidden - 1`` (k-means of the hidden neurons)."""
+def cluster_curve(name: str, bayes, det, ds: D.Dataset, params: dict, seed: int) -> tuple[list[dict], float]:
+    """Report 1's neuron clustering (:func:`paramspace.metric.cluster_sweep`) for every ``k`` in
+    ``1 .. hidden - 1``: one row per merged network, and the seconds spent clustering and merging."""
     means, var = neuron_gaussians(bayes)
     metric_name = "w2" if name == "cluster_w2" else "euclidean"
-    out = {}
-    for k in range(1, params["hidden"]):
-        labels, centres, _ = metric.kmeans_neurons(means, var if metric_name == "w2" else None, k,
-                                                   metric=metric_name, seed=seed)
-        out[k] = metric.merge_neurons(det, HIDDEN_LAYER, labels, centres)
-    return out
+    rows = metric.cluster_sweep(det, HIDDEN_LAYER, means, var, range(1, params["hidden"]), ds, seed,
+                                algorithm="auto", metrics=(metric_name,))
+    return rows, sum(r["seconds"] for r in rows)
 
 
 def _zero_quality(det, ds: D.Dataset) -> float:
@@ -162,18 +147,16 @@ def _run(params: dict, dev: torch.device, progress: bool) -> dict[str, pd.DataFr
         zero = _zero_quality(det, ds)
         models.append(dict(dataset=ds.name, seed=seed, n_params=P, accuracy=full, zero_accuracy=zero))
         for crit in CRITERIA:
-            t0 = time.perf_counter()
             if crit in PRUNING:
+                t0 = time.perf_counter()
                 scores = pruning_scores(crit, bayes, det, ds, params, seed)
                 seconds = time.perf_counter() - t0
                 fr = params["fractions"]
                 acc = pruning.prune_sweep(det, scores, fr, ds, seed=seed)
                 pts = [(1.0 - f, int(round((1.0 - f) * P)), a) for f, a in zip(fr, acc)]
             else:
-                merged = cluster_models(crit, bayes, det, params, seed)
-                seconds = time.perf_counter() - t0
-                pts = [(n_params(m) / P, n_params(m), quality(m, ds.X_test, ds.y_test, ds.task))
-                       for m in merged.values()]
+                rows, seconds = cluster_curve(crit, bayes, det, ds, params, seed)
+                pts = [(r["param_fraction"], r["n_params"], r["quality"]) for r in rows]
                 pts += [(1.0, P, full), (0.0, 0, zero)]
             timing.append(dict(dataset=ds.name, seed=seed, criterion=crit, seconds=seconds))
             curves += [dict(dataset=ds.name, seed=seed, criterion=crit, kept=k, n_kept=n, accuracy=a)

@@ -856,21 +856,23 @@ def sweep_ks(task: str, ds, spec: dict, params: dict) -> list[int]:
     return sorted(ks)
 
 
-def cluster_sweep(det: nn.Sequential, layer: int, means, covs, ks, ds, params: dict, seed: int) -> list[dict]:
-    """Quality of the merged network for every k and both metrics (no fine-tuning); both metrics run
-    the same Lloyd iteration (``algorithm="lloyd"``), so that they differ in the distance only."""
+def cluster_sweep(det: nn.Sequential, layer: int, means, covs, ks, ds, seed: int, *, n_init: int = 4,
+                  max_iter: int = 100, algorithm: str = "lloyd", metrics=METRICS) -> list[dict]:
+    """Quality of the merged network for every k and metric (no fine-tuning). ``seconds`` is the time
+    to cluster and merge, not to evaluate. With ``algorithm="lloyd"`` (report 1) both metrics run the
+    same Lloyd iteration, so that they differ in the distance only."""
     from .metrics import quality
     from .models import n_params
 
     full = n_params(det)
     rows = []
-    for metric_name in METRICS:
+    for metric_name in metrics:
         for k in ks:
             t0 = time.perf_counter()
-            labels, cm, _ = kmeans_neurons(means, covs, k, metric=metric_name, seed=seed, algorithm="lloyd",
-                                           n_init=params["n_init"], max_iter=params["max_iter"])
-            sec = time.perf_counter() - t0
+            labels, cm, _ = kmeans_neurons(means, covs, k, metric=metric_name, seed=seed, algorithm=algorithm,
+                                           n_init=n_init, max_iter=max_iter)
             merged = merge_neurons(det, layer, labels, cm)
+            sec = time.perf_counter() - t0
             rows.append(dict(metric=metric_name, k=int(k), clusters=int(labels.max() + 1),
                              n_params=n_params(merged), param_fraction=n_params(merged) / full,
                              quality=quality(merged, ds.X_test, ds.y_test, ds.task), seconds=sec))
@@ -932,7 +934,8 @@ def run(params: dict, progress: bool = True) -> dict[str, pd.DataFrame]:
         layer = spec["layer"]
         means = neuron_params(det, layer)
         scov = student[layer].covariance().detach().double().numpy()
-        rows = cluster_sweep(det, layer, means, scov, sweep_ks(task, ds, spec, params), ds, params, seed)
+        rows = cluster_sweep(det, layer, means, scov, sweep_ks(task, ds, spec, params), ds, seed,
+                             n_init=params["n_init"], max_iter=params["max_iter"])
         curves += [dict(dataset=task, seed=seed, **r) for r in rows]
         models.append(dict(dataset=task, seed=seed, n_params=n_params(det), neurons=len(means), dim=means.shape[1],
                            teacher_quality=quality(teacher, ds.X_test, ds.y_test, ds.task),

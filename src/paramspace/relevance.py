@@ -47,25 +47,33 @@ def fit_variational(ds: D.Dataset, params: dict, seed: int, progress: bool = Fal
     return model.cpu(), hist
 
 
+def criterion_score(name: str, bayes, det, X, y, task: str, params: dict, seed: int) -> pruning.Scores:
+    """Scores of one criterion for the deterministic network ``det`` (the posterior mean of ``bayes``),
+    curvature from ``(X, y)``; ``params`` gives ``laplace_damping`` and ``belsley_steps``."""
+    if name == "random":
+        return pruning.random_scores(det, seed)
+    if name == "magnitude":
+        return pruning.magnitude_scores(det)
+    if name == "obd":
+        return pruning.obd_scores(det, X, y, task)
+    if name == "variational":
+        return pruning.variational_scores(bayes)
+    if name == "belsley":
+        H = curvature.hessian(det, X, y, task)
+        cov = curvature.laplace_covariance(H, params["laplace_damping"])
+        return pruning.belsley_scores(det, cov, n_steps=params["belsley_steps"])
+    if name == "belsley_design":
+        G = curvature.gradient_outer(det, X, y, task).double()
+        return pruning.belsley_scores(det, G, n_steps=params["belsley_steps"])
+    raise ValueError(f"unknown criterion {name!r}")
+
+
 def criterion_scores(bayes, det, ds: D.Dataset, params: dict, seed: int) -> tuple[dict, dict]:
     """Scores of every criterion for the deterministic network ``det`` and their wall times (s)."""
     scores, seconds = {}, {}
-    X, y = ds.X_train, ds.y_train
     for name in CRITERIA:
         t0 = time.perf_counter()
-        if name == "random":
-            scores[name] = pruning.random_scores(det, seed)
-        elif name == "obd":
-            scores[name] = pruning.obd_scores(det, X, y, ds.task)
-        elif name == "variational":
-            scores[name] = pruning.variational_scores(bayes)
-        elif name == "belsley":
-            H = curvature.hessian(det, X, y, ds.task)
-            cov = curvature.laplace_covariance(H, params["laplace_damping"])
-            scores[name] = pruning.belsley_scores(det, cov, n_steps=params["belsley_steps"])
-        else:
-            G = curvature.gradient_outer(det, X, y, ds.task).double()
-            scores[name] = pruning.belsley_scores(det, G, n_steps=params["belsley_steps"])
+        scores[name] = criterion_score(name, bayes, det, ds.X_train, ds.y_train, ds.task, params, seed)
         seconds[name] = time.perf_counter() - t0
     return scores, seconds
 
