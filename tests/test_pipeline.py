@@ -12,7 +12,7 @@ import nbformat
 import pytest
 
 from paramspace import profiles
-from paramspace.claims import VERDICTS, read_ledger, verdict_boolean, verdict_paired, write_scorecard
+from paramspace.claims import KINDS, VERDICTS, count, read_ledger, rule_verdict, verdict_boolean, write_scorecard
 from paramspace.data import project_root
 from paramspace.runner import ReportFailed, run_report
 
@@ -57,16 +57,21 @@ def test_every_report_emits_a_ledger_whose_verdicts_follow_from_its_numbers(smok
     for name in with_claims:
         ledger = read_ledger(smoke_outputs / f"{name}.claims.json")
         assert ledger, f"{name}: empty ledger"
+        assert any(c.kind == "report" for c in ledger), f"{name}: no claim of the report itself"
         for c in ledger:
-            assert c.profile == "smoke"
+            assert c.profile == "smoke" and c.kind in KINDS
+            if c.kind == "report":  # a claim of the report says where it stands in the deck
+                assert c.deck.strip(), c.claim
             if c.rule == "paired":
                 assert c.evidence and len(c.evidence) == len(c.seeds)
-                assert c.verdict == verdict_paired(c.evidence), c.claim
+                assert c.verdict == rule_verdict(c), c.claim
             else:
                 assert c.rule == "exact" and c.verdict in (verdict_boolean(True), verdict_boolean(False))
     card = (smoke_outputs / "scorecard.md").read_text()
     for name in with_claims:
-        n = len(read_ledger(smoke_outputs / f"{name}.claims.json"))
+        ledger = read_ledger(smoke_outputs / f"{name}.claims.json")
+        n = count(ledger)["claims"]  # only the report's own claims, no timing rows
+        assert n == sum(c.kind == "report" and not c.timing for c in ledger)
         assert f"</reports/{name}>` | {n} |" in card
 
 
