@@ -195,3 +195,14 @@ def test_tolerances_markdown_lists_our_tolerances():
     assert "| `drop_tol_pp` | 1.0 | largest drop that is no loss |" in md
     with pytest.raises(KeyError, match="nope"):
         C.tolerances_markdown({}, {"nope": "x"})
+
+
+def test_titled_table_wraps_a_markdown_table_in_a_numbered_directive():
+    from paramspace.pages import titled_table
+
+    md = titled_table("Claims and verdicts", "tab-claims", "| a |\n|---|\n| 1 |\n")
+    assert md == ":::{table} Claims and verdicts\n:name: tab-claims\n\n| a |\n|---|\n| 1 |\n:::\n"
+    with pytest.raises(ValueError, match="name"):
+        titled_table("t", "bad name", "| a |")
+    with pytest.raises(ValueError, match="Markdown table"):
+        titled_table("t", "tab-x", "not a table")
