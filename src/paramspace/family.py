@@ -1,0 +1,126 @@
+"""Model families: K networks of one shape trained at once, as one batched model.
+
+A report that trains many small networks of one architecture (seeds, a λ grid, bootstrap copies)
+spends its time launching tiny kernels one model after the other. Here the K models' parameters are
+stacked along a new leading axis (:func:`torch.func.stack_module_state`) and one forward pass runs all
+of them through :func:`torch.func.functional_call` under :func:`torch.vmap`.
+
+Why this equals K separate trainings (tested against :func:`paramspace.train.train`):
+
+* the loss is :math:`\\sum_k \\ell_k(\\theta_k)`, so its gradient with respect to the stacked
+  :math:`\\theta_k` is :math:`\\nabla \\ell_k(\\theta_k)`: the models do not interact;
+* Adam and SGD (with weight decay) act element by element, so one optimizer over the stacked
+  tensors takes the same steps as K optimizers with the same hyper-parameters;
+* model k draws its minibatches from a generator seeded with ``seeds[k]`` exactly as
+  :func:`paramspace.train.train` does, so it sees the same batches in the same order.
+
+Only the order of floating-point reductions differs (one batched matmul instead of K), so the weights
+agree to float tolerance, not bit for bit. The data stay on the device, and the per-model losses are
+accumulated on the device and read once per epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state
+from tqdm import tqdm
+
+from .train import resolve_device, task_loss
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+
+
+def stack(models: Sequence[nn.Module]) -> tuple[dict, dict, nn.Module]:
+    """``(params, buffers, base)``: every parameter and buffer stacked along a leading axis of size K,
+    and a parameter-free copy of the architecture (on the ``meta`` device) to call them with."""
+    if len(models) == 0:
+        raise ValueError("a model family needs at least one model")
+    shapes = [[(k, tuple(v.shape)) for k, v in m.state_dict().items()] for m in models]
+    if any(s != shapes[0] for s in shapes[1:]):
+        raise ValueError("every model of a family must have the same architecture (parameter names and shapes)")
+    params, buffers = stack_module_state(list(models))
+    base = copy.deepcopy(models[0]).to("meta")
+    return params, buffers, base
+
+
+def unstack(params: dict, buffers: dict, models: Sequence[nn.Module]) -> list[nn.Module]:
+    """Write the k-th slice of the stacked tensors back into ``models[k]`` (in place); return them."""
+    with torch.no_grad():
+        for k, m in enumerate(models):
+            for name, p in m.named_parameters():
+                p.copy_(params[name][k].to(p.device))
+            for name, b in m.named_buffers():
+                b.copy_(buffers[name][k].to(b.device))
+    return list(models)
+
+
+def family_forward(base: nn.Module, params: dict, buffers: dict, X: torch.Tensor,
+                   shared: bool = False) -> torch.Tensor:
+    """Outputs of all K models, shape ``(K, n, ...)``. ``X`` is ``(K, n, d)``, one input set per model,
+    or with ``shared=True`` ``(n, d)``, the same inputs for every model. Deterministic models only
+    (a layer that samples noise in its forward pass would need ``vmap(randomness=...)``)."""
+    def one(p, b, x):
+        return functional_call(base, (p, b), (x,))
+
+    return torch.vmap(one, in_dims=(0, 0, None if shared else 0))(params, buffers, X)
+
+
+def fit_family(
+    models: Sequence[nn.Module],
+    data,
+    *,
+    seeds: Sequence[int],
+    epochs: int = 100,
+    lr: float = 1e-2,
+    batch_size: int = 64,
+    weight_decay: float = 0.0,
+    optimizer: str = "adam",
+    device: str = "auto",
+    progress: bool = True,
+    desc: str = "family",
+) -> tuple[list[nn.Module], torch.Tensor]:
+    """Train the K ``models`` (one architecture) on ``data`` at once; model k uses ``seeds[k]``.
+
+    Same contract as K calls ``train.train(models[k], data, seed=seeds[k], ...)`` (mean NLL, the same
+    minibatch order, Adam or SGD): returns the trained models (updated in place) and the per-epoch mean
+    training loss of each, a ``(K, epochs)`` tensor on the CPU.
+    """
+    if len(seeds) != len(models):
+        raise ValueError(f"need one seed per model: {len(models)} models, {len(seeds)} seeds")
+    if epochs < 1 or batch_size < 1 or lr <= 0:
+        raise ValueError(f"need epochs >= 1, batch_size >= 1, lr > 0; got {epochs}, {batch_size}, {lr}")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {optimizer!r}")
+    dev = resolve_device(device)
+    K = len(models)
+    params, buffers, base = stack([m.to(dev) for m in models])
+    params = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+    opt = OPTIMIZERS[optimizer](params.values(), lr=lr, weight_decay=weight_decay)
+    loss_fn: Callable = task_loss(data.task)
+    X, y = data.X_train.to(dev), data.y_train.to(dev)
+    n = len(X)
+    gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
+    batched_loss = torch.vmap(loss_fn)  # (K, B, out), (K, B) -> (K,)
+    history = torch.zeros(K, epochs, device=dev)
+
+    def losses(p, idx):
+        out = family_forward(base, p, buffers, X[idx])
+        return batched_loss(out, y[idx])
+
+    bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False, mininterval=1.0)
+    for epoch in bar:
+        perms = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(dev)  # (K, n)
+        total = torch.zeros(K, device=dev)
+        for i in range(0, n, batch_size):
+            idx = perms[:, i:i + batch_size]  # (K, B): model k's own minibatch
+            per_model = losses(params, idx)
+            opt.zero_grad(set_to_none=True)
+            per_model.sum().backward()
+            opt.step()
+            total += per_model.detach() * idx.shape[1]
+        history[:, epoch] = total / n
+    return unstack(params, buffers, models), history.cpu()
