@@ -18,22 +18,81 @@ import sys
 from .profiles import PROFILES, REPORTS, ProfileError, resolve
 
 
-def parse_sets(pairs: list[str]) -> dict:
-    """``["k=v", ...]`` -> dict, values parsed as YAML (numbers, lists, booleans, strings).
+def _yaml12_loader():
+    """A safe YAML loader whose plain scalars follow YAML 1.2's core schema, not PyYAML's YAML 1.1:
+    ``010`` is 10 (not octal 8), ``1:30`` is a string (not sexagesimal 90), ``yes``/``on`` are
+    strings, ``1e-3`` is a float; only ``true``/``false`` are booleans.  Python tags
+    (``!!python/...``) are refused, as by ``yaml.safe_load``."""
+    import re
 
-    JSON is tried first: PyYAML (YAML 1.1) reads ``1e-3`` as a string, JSON as a number.
-    """
     import yaml
 
+    class Loader(yaml.SafeLoader):
+        pass
+
+    drop = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
+            "tag:yaml.org,2002:timestamp"}
+    Loader.yaml_implicit_resolvers = {k: [r for r in v if r[0] not in drop]
+                                      for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                 list("tTfF"))
+    Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+                                 list("-+0123456789"))
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+                   r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+        list("-+0123456789."))
+
+    def construct_int(loader, node):
+        text = loader.construct_scalar(node)
+        if text.startswith("0o"):
+            return int(text[2:], 8)
+        if text.startswith("0x"):
+            return int(text[2:], 16)
+        return int(text, 10)
+
+    Loader.add_constructor("tag:yaml.org,2002:int", construct_int)
+    return Loader
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return repr(text) if len(text) <= limit else f"{text[:limit - 12]!r}...({len(text)} chars)"
+
+
+def parse_value(name: str, text: str):
+    """One ``--set`` value: JSON if it parses as JSON, else YAML 1.2 (core schema, safe tags only).
+    Anything unreadable is a one-line :class:`ProfileError` naming the parameter and the value."""
+    import yaml
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return yaml.load(text, Loader=_yaml12_loader())  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as exc:
+        problem = str(getattr(exc, "problem", None) or exc).splitlines()[0]
+        raise ProfileError(f"--set {name}: cannot read {_short(text)} as a value ({problem}); give a number, "
+                           "true/false, a string or a list like [8, 8]") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise ProfileError(f"--set {name}: cannot read {_short(text)} as a value ({str(exc).splitlines()[0]})") \
+            from None
+
+
+def parse_sets(pairs: list[str]) -> dict:
+    """``["k=v", ...]`` -> dict, values read by :func:`parse_value` (numbers, lists, booleans, strings)."""
     out = {}
     for pair in pairs:
         if "=" not in pair:
-            raise ProfileError(f"--set expects NAME=VALUE, got {pair!r}")
+            raise ProfileError(f"--set expects NAME=VALUE, got {_short(pair)}")
         k, v = pair.split("=", 1)
-        try:
-            out[k.strip()] = json.loads(v)
-        except ValueError:
-            out[k.strip()] = yaml.safe_load(v)
+        k = k.strip()
+        if not k:
+            raise ProfileError(f"--set expects NAME=VALUE, got {_short(pair)} (no name)")
+        if k in out:
+            raise ProfileError(f"--set {k} is given twice")
+        out[k] = parse_value(k, v)
     return out
 
 
