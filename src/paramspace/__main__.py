@@ -96,6 +96,24 @@ def parse_sets(pairs: list[str]) -> dict:
     return out
 
 
+def split_set_string(text: str) -> list[str]:
+    """``'hidden=[8, 8] lr=0.1'`` -> ``['hidden=[8, 8]', 'lr=0.1']``: shell-style words (quotes group),
+    and a word without ``=`` continues the previous one, so brackets with spaces need no quoting."""
+    import shlex
+
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise ProfileError(f"SET={text!r} cannot be split into NAME=VALUE words: {exc}") from None
+    pairs: list[str] = []
+    for w in words:
+        if "=" in w.split("[", 1)[0].split("{", 1)[0] or not pairs:
+            pairs.append(w)
+        else:
+            pairs[-1] += " " + w
+    return pairs
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m paramspace", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -114,6 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     for p in (sub.choices["run"], p_all):
         p.add_argument("--out", default=None, help="output folder (default: book/reports)")
         p.add_argument("--force", action="store_true", help="run even if the inputs are unchanged")
+    sub.choices["run"].add_argument("--no-wait", action="store_true",
+                                    help="fail at once if this report is already running into --out")
+    for p in (sub.choices["show"], sub.choices["run"]):
+        p.add_argument("--set-string", default=None, metavar="'K=V K=V'",
+                       help="overrides as one string, split like a shell line (make's SET)")
     args = ap.parse_args(argv)
     try:
         if args.cmd == "list":
@@ -121,7 +144,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{r.name:24s} report {r.seed_id}: {r.title} ({r.author})")
             print(f"profiles: {', '.join(PROFILES)}")
             return 0
-        overrides = parse_sets(getattr(args, "set", []))
+        pairs = list(getattr(args, "set", []))
+        if getattr(args, "set_string", None):
+            pairs += split_set_string(args.set_string)
+        overrides = parse_sets(pairs)
         if args.device:
             overrides["device"] = args.device
         if args.cmd == "show":
@@ -131,12 +157,17 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             if args.cmd == "run":
-                run_report(args.report, args.profile, overrides, args.out, args.force)
+                run_report(args.report, args.profile, overrides, args.out, args.force, wait=not args.no_wait)
             else:
                 run_all(args.profile, args.out, args.force, args.device)
-        except (ReportFailed, RuntimeError) as exc:
+        except ProfileError:
+            raise
+        except (ReportFailed, RuntimeError, OSError, ValueError) as exc:  # DataError is a RuntimeError
             print(f"error: {exc}", file=sys.stderr)
             return 1
+        except KeyboardInterrupt:
+            print("error: interrupted; the served outputs are those of the last complete run", file=sys.stderr)
+            return 130
         return 0
     except ProfileError as exc:
         print(f"error: {exc}", file=sys.stderr)
