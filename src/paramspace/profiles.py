@@ -46,8 +46,8 @@ def _bounds_problem(name: str, value: Any) -> str | None:
         if abs(value) > FLOAT_CEILING:
             return f"must be a number of magnitude at most {FLOAT_CEILING:g}"
     elif isinstance(value, int):
-        if name == "seed" and not 0 <= value < SEED_LIMIT:
-            return "must be an integer in [0, 2**32)"
+        if name == "seed":
+            return None if 0 <= value < SEED_LIMIT else "must be an integer in [0, 2**32)"
         if "epoch" in name and value > EPOCH_CEILING:
             return f"must be at most {EPOCH_CEILING} (the ceiling on epochs)"
         if abs(value) > INT_CEILING:
@@ -83,7 +83,8 @@ class Param:
             value, ok = list(value), True
         if not ok:
             names = " or ".join(t.__name__ for t in types)
-            raise ProfileError(f"{report}: parameter {name!r} must be {names}, got {type(value).__name__} "
+            rule = f": {self.rule}" if self.rule else ""
+            raise ProfileError(f"{report}: parameter {name!r} must be {names}{rule}; got {type(value).__name__} "
                                f"{_short(value)}")
         problem = _bounds_problem(name, value)
         if problem:
