@@ -82,14 +82,16 @@ def _units_per_row(model: nn.Module, x: torch.Tensor) -> int:
 
 def column_block(model: nn.Module, X: torch.Tensor, P: int, rows: int, memory_budget: int) -> int:
     """How many Hessian columns (Hessian-vector products, batched with ``vmap``) fit ``memory_budget``
-    bytes at once over ``rows`` rows.  One column costs about ``itemsize * (6 * rows * units + 4 * P)``
-    bytes: forward-over-reverse keeps a primal and a tangent copy of every activation, for the forward
-    and the backward pass, and the tangent, gradient and result vectors of length P (constants
-    calibrated by ``tools/bench_hessian.py``, see BENCHMARKS.md)."""
+    bytes at once over ``rows`` rows.  One column costs at most about
+    ``itemsize * 12 * (rows * units + P)`` bytes: forward-over-reverse keeps tangent copies of every
+    activation through the forward and the backward pass, and several vectors of length P (the basis
+    vector, the tangents of the weights and of their gradients, the result).  The factor 12 is
+    measured, with room (peak resident memory at P = 4321 over 8, 64 and 512 rows was 7.5 to 10
+    numbers per column and unit; ``tools/bench_hessian.py``, BENCHMARKS.md)."""
     if memory_budget <= 0:
         raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget}")
     itemsize = torch.empty((), dtype=X.dtype if X.is_floating_point() else torch.float32).element_size()
-    per_column = itemsize * (6 * rows * _units_per_row(model, X) + 4 * P)
+    per_column = itemsize * 12 * (rows * _units_per_row(model, X) + P)
     return int(max(1, min(P, memory_budget // per_column)))
 
 
