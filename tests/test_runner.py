@@ -318,3 +318,48 @@ def test_output_folder_that_cannot_be_created(tmp_path):
     f.write_text("x")
     with pytest.raises(ProfileError, match="cannot be created"):
         runner.output_folder(f / "sub")
+
+
+def test_interrupted_runner_leaves_the_served_outputs(fake, monkeypatch):
+    """The issue's repro with the runner itself interrupted (Ctrl-C) after the notebook wrote its
+    ledger, and with a run killed outright (its private folder left behind): the served outputs,
+    the skip check and the scorecard are those of the last complete run."""
+    import papermill
+
+    out = fake
+    _run(out)  # seed 0, complete
+    key0 = current_outputs(out, NAME)["key"]
+    real = papermill.execute_notebook
+
+    def interrupted(nb_in, nb_out, **kw):
+        C.write_ledger(NAME, [C.Claim("seed 1", "r", "1", "not reproduced", profile="smoke", deck="s")])
+        Path(nb_out).write_text("{}")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(papermill, "execute_notebook", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _run(out, seed=1)
+    assert not _private_dirs(out) and "PARAMSPACE_OUTPUT_DIR" not in os.environ
+    assert C.read_ledger(out / f"{NAME}.claims.json")[0].claim == "seed 0"
+    assert current_outputs(out, NAME, key0) is not None and _scorecard_row(out)["reproduced"] == 1
+
+    # killed outright: the private folder stays until the next run of this report removes it
+    stale = out / f".{NAME}.run-killed"
+    stale.mkdir()
+    C.write_ledger(NAME, [C.Claim("seed 1", "r", "1", "not reproduced", profile="smoke", deck="s")], stale)
+    assert _scorecard_row(out)["reproduced"] == 1
+    monkeypatch.setattr(papermill, "execute_notebook", real)
+    logs = []
+    _run(out, logs)  # seed 0: current, so skipped (the stale folder is removed by the next real run)
+    assert any("skipping" in m for m in logs)
+    with pytest.raises(ReportFailed):
+        _run(out, seed=1, mode="fail")
+    assert not stale.exists()
+
+
+def test_all_checks_every_report_before_running_any(tmp_path, capsys):
+    from paramspace.__main__ import main
+
+    assert main(["all", "--profile", "smoke", "--device", "cuda:zz", "--out", str(tmp_path)]) == 2
+    assert "cuda:N" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
