@@ -265,6 +265,14 @@ def test_key_covers_the_data_folder_actually_read(smoke, tmp_path, monkeypatch):
     assert input_key(R, smoke) == base
 
 
+def test_key_reads_the_folder_the_loaders_read(tmp_path, monkeypatch):
+    from paramspace import data
+
+    assert runner.data_dir() == data.data_dir() and runner.project_root() == data.project_root()
+    monkeypatch.setenv("PARAMSPACE_DATA", str(tmp_path))
+    assert runner.data_dir() == data.data_dir() == tmp_path
+
+
 def test_key_covers_installed_versions(smoke, monkeypatch):
     from importlib import metadata
 

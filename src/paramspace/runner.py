@@ -34,8 +34,19 @@ import tempfile
 import time
 from pathlib import Path
 
-from .data import data_dir, project_root
 from .profiles import REPORTS, ProfileError, get_report, resolve
+
+# (``paramspace.data`` imports torch; this module does not, so that a lock or a skip check is quick)
+
+
+def project_root() -> Path:
+    """The repository root (as :func:`paramspace.data.project_root`)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def data_dir() -> Path:
+    """The data folder the loaders read (as :func:`paramspace.data.data_dir`)."""
+    return Path(os.environ.get("PARAMSPACE_DATA", project_root() / "data"))
 
 STAMP_VERSION = 2
 
