@@ -37,8 +37,8 @@ CASES = {
 
 # (case, rows, memory budget in bytes or 0 for torch.func.hessian all at once)
 PLAN = [("small", 256, 0), ("small", 256, 1 << 28),
-        ("relevance", 64, 0), ("relevance", 64, 1 << 20), ("relevance", 64, 1 << 28), ("relevance", 64, 1 << 30),
-        ("relevance", 512, 1 << 28),
+        ("relevance", 64, 0), ("relevance", 64, 1 << 24), ("relevance", 64, 1 << 28), ("relevance", 64, 1 << 30),
+        ("relevance", 256, 0), ("relevance", 256, 1 << 28), ("relevance", 512, 1 << 28),
         ("leaderboard", 128, 1 << 28), ("leaderboard", 128, 1 << 30)]
 
 
