@@ -360,9 +360,13 @@ def test_interrupted_runner_leaves_the_served_outputs(fake, monkeypatch):
     logs = []
     _run(out, logs)  # seed 0: current, so skipped (the stale folder is removed by the next real run)
     assert any("skipping" in m for m in logs)
-    with pytest.raises(ReportFailed):
-        _run(out, seed=1, mode="fail")
-    assert not stale.exists()
+    def stop(*a, **kw):
+        raise RuntimeError("stopped before any kernel")
+
+    monkeypatch.setattr(papermill, "execute_notebook", stop)
+    with pytest.raises(RuntimeError, match="stopped"):
+        _run(out, seed=1)  # a run that gets the lock removes what killed runs left
+    assert not stale.exists() and not _private_dirs(out)
 
 
 def test_all_checks_every_report_before_running_any(tmp_path, capsys):
