@@ -1,8 +1,11 @@
 # The collection's commands. `make book` and `make test` set everything up themselves.
 #   make book                      build the whole site (book profile) into book/_build/html
 #   make test                      unit tests + smoke run of every notebook + book build from those
-#   make report NAME=parameter_relevance PROFILE=paper DEVICE=cuda SET="n_seeds=3"
+#   make report NAME=parameter_relevance PROFILE=paper DEVICE=cuda SET="n_seeds=3 hidden=[8, 8]"
+#   make show NAME=parameter_relevance PROFILE=paper SET="..."   the parameters a run would use
 #   make list                      list reports and profiles
+#   make data                      verify data/ and restore missing, empty or corrupt files from the mirror
+#   make bench                     peak memory of the Hessian at the paper sizes -> BENCHMARKS.md
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
@@ -11,9 +14,13 @@ PROFILE ?= book
 DEVICE ?=
 NAME ?=
 SET ?=
+DATA_MIRROR ?= $(abspath $(CURDIR)/../shared/data)
 STAMP := $(VENV)/.installed
+# The user's values reach the shell through the environment, never pasted into a command line:
+# `make report SET="hidden=[8, 8]"` and names with spaces or quotes stay one word each.
+export NAME SET PROFILE DEVICE DATA_MIRROR
 
-.PHONY: all venv book reports report test list lock data clean distclean
+.PHONY: all venv book reports report show test list lock data bench clean distclean
 
 all: book
 
@@ -28,16 +35,13 @@ $(STAMP): requirements.lock pyproject.toml
 
 venv: $(STAMP)
 
-# Restore any missing data file from the collection's offline mirror (../shared/data), then verify
-# every file against data/SHA256SUMS.
+# Verify every data file against data/SHA256SUMS; restore missing, empty or corrupt ones from the
+# collection's offline mirror (DATA_MIRROR, default ../shared/data), saying where it was looked for.
 data:
-	@cd data && for f in $$(awk '{print $$2}' SHA256SUMS); do \
-	  if [ ! -f "$$f" ] && [ -f "../../shared/data/$$f" ]; then \
-	    mkdir -p "$$(dirname "$$f")" && cp "../../shared/data/$$f" "$$f" && echo "restored data/$$f"; fi; done
-	cd data && sha256sum -c --quiet SHA256SUMS && echo "data: all files match SHA256SUMS"
+	@python3 tools/restore_data.py
 
 reports: $(STAMP)
-	$(BIN)/python -m paramspace all --profile $(PROFILE) $(if $(DEVICE),--device $(DEVICE))
+	$(BIN)/python -m paramspace all --profile "$$PROFILE" $${DEVICE:+--device "$$DEVICE"}
 
 book: reports
 	$(BIN)/jupyter-book build book --warningiserror --keep-going
@@ -45,8 +49,15 @@ book: reports
 	@echo "The site is at $(CURDIR)/book/_build/html/index.html"
 
 report: $(STAMP)
-	@test -n "$(NAME)" || { echo "usage: make report NAME=<report> [PROFILE=book|smoke|paper] [DEVICE=cpu|cuda] [SET='k=v ...']"; $(BIN)/python -m paramspace list; exit 2; }
-	$(BIN)/python -m paramspace run $(NAME) --profile $(PROFILE) $(if $(DEVICE),--device $(DEVICE)) $(foreach s,$(SET),--set $(s))
+	@test -n "$$NAME" || { echo "usage: make report NAME=<report> [PROFILE=book|smoke|paper] [DEVICE=cpu|cuda] [SET='k=v ...']"; $(BIN)/python -m paramspace list; exit 2; }
+	$(BIN)/python -m paramspace run "$$NAME" --profile "$$PROFILE" $${DEVICE:+--device "$$DEVICE"} --set-string "$$SET"
+
+show: $(STAMP)
+	@test -n "$$NAME" || { echo "usage: make show NAME=<report> [PROFILE=book|smoke|paper] [DEVICE=...] [SET='k=v ...']"; exit 2; }
+	@$(BIN)/python -m paramspace show "$$NAME" --profile "$$PROFILE" $${DEVICE:+--device "$$DEVICE"} --set-string "$$SET"
+
+bench: $(STAMP)
+	$(BIN)/python tools/bench_hessian.py --write
 
 list: $(STAMP)
 	$(BIN)/python -m paramspace list

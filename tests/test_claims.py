@@ -109,13 +109,13 @@ def test_scorecard_counts_verdicts_and_skips_chapters_without_claims(tmp_path):
                           C.Claim("e", "—", "o", "not reproduced", profile="book", kind="check"),
                           C.Claim("f", "r", "o", "not reproduced", profile="book", deck="s4", timing=True)],
                     tmp_path)
-    rows = {r["report"]: r for r in C.scorecard(tmp_path)}
+    rows = {r["report"]: r for r in C.scorecard(tmp_path, stamped=False)}  # no run stamps in this folder
     assert rows[name]["claims"] == 3 and rows[name]["reproduced"] == 1 and rows[name]["not reproduced"] == 2
     assert (rows[name]["ours"], rows[name]["check"], rows[name]["timing"]) == (1, 1, 1)
     no_claims = [n for n, r in profiles.REPORTS.items() if not r.claims]
     assert "compression_leaderboard" in no_claims
     assert not set(no_claims) & set(rows)
-    card = C.write_scorecard(tmp_path).read_text()
+    card = C.write_scorecard(tmp_path, stamped=False).read_text()
     assert f"</reports/{name}>` | 3 | 1 | 0 | 2 | 0 | 0 | 1 / 1 / 1 | `book` |" in card
     assert "| **all reports** | **3** | **1** | **0** | **2** | **0** | **0** | 1 / 1 / 1 | |" in card
     assert "no ledger yet" in card  # the other reports have none in this directory

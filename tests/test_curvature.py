@@ -278,3 +278,51 @@ def test_split_like_roundtrip():
     parts = curvature.split_like(theta, model)
     for name, p in model.named_parameters():
         assert torch.equal(parts[name], p.detach())
+
+
+# --- issue 16: the Hessian (and G) in column blocks within a memory budget ---------------------------
+
+
+def _block_for(model, X, budget, batch_size=4096):
+    P = curvature.flat_params(model)[0].numel()
+    return curvature.column_block(model, X, P, min(batch_size, len(X)), budget)
+
+
+@pytest.mark.parametrize("task", ["regression", "classification"])
+@pytest.mark.parametrize("budget", [1, 100_000, 10**9])
+def test_blocked_hessian_equals_all_directions_at_once_and_finite_differences(task, budget):
+    X, y, model = _task_case(task, n=13, seed=2, hidden=5)
+    block = _block_for(model, X, budget)
+    P = curvature.flat_params(model)[0].numel()
+    assert (block == 1) if budget == 1 else (block == P if budget == 10**9 else 1 < block < P)
+    H = curvature.hessian(model, X, y, task, batch_size=5, memory_budget=budget)
+    torch.testing.assert_close(H, curvature.hessian_full(model, X, y, task, batch_size=5), rtol=1e-12, atol=1e-13)
+    theta = curvature.flat_params(model)[0]
+    torch.testing.assert_close(H, _fd_hessian(curvature.loss_function(model, X, y, task), theta), rtol=0, atol=1e-5)
+
+
+def test_blocked_hessian_l2_and_diagonal_with_a_budget():
+    X, y, model = _task_case("classification", n=11, seed=3)
+    H = curvature.hessian(model, X, y, "classification", l2=0.2, memory_budget=1)
+    torch.testing.assert_close(H, curvature.hessian_full(model, X, y, "classification", l2=0.2), rtol=1e-12, atol=1e-13)
+    d = curvature.hessian_diagonal(model, X, y, "classification", l2=0.2, memory_budget=1)
+    torch.testing.assert_close(d, torch.diagonal(H), rtol=1e-12, atol=1e-13)
+
+
+def test_gradient_outer_in_sample_chunks_is_unchanged():
+    X, y, model = _task_case("regression", n=10, seed=5)
+    full = curvature.gradient_outer(model, X, y, "regression")
+    torch.testing.assert_close(curvature.gradient_outer(model, X, y, "regression", memory_budget=1), full,
+                               rtol=1e-12, atol=1e-13)
+
+
+def test_column_block_scales_with_the_budget_and_rejects_nonsense():
+    X, _, model = _task_case("regression", n=50, seed=0, hidden=8)
+    P = curvature.flat_params(model)[0].numel()
+    # units per row: Linear(3->8) 8, Tanh 8, Linear(8->1) 1, the Sequential's own output 1 = 18
+    assert curvature._units_per_row(model, X) == 18
+    per_column = 8 * 12 * (50 * 18 + P)
+    assert curvature.column_block(model, X, P, 50, 3 * per_column) == 3
+    assert curvature.column_block(model, X, P, 50, 3 * per_column - 1) == 2
+    with pytest.raises(ValueError, match="memory_budget"):
+        curvature.column_block(model, X, P, 50, 0)

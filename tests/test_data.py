@@ -299,3 +299,66 @@ def test_image_tensors_batches_visit_every_image_once_in_a_seeded_order():
     xb, yb = next(d.batches(4, torch.Generator().manual_seed(0)))
     assert torch.equal(xb[:, 0, 0, 0], yb.float())  # images travel with their labels
     assert [len(b) for _, b in d.eval_batches("test", 2)] == [2, 1]
+
+
+# --- issue 16, defect 8: `make data` restores missing, empty and corrupt files, and says where the
+# mirror is expected when it is absent ------------------------------------------------------------
+
+def _restore(data, mirror):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, str(D.project_root() / "tools" / "restore_data.py"), "--data", str(data),
+                           "--mirror", str(mirror)], capture_output=True, text=True)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def _two_copies(tmp_path):
+    files = {"a/one.txt": b"one\n", "two.bin": b"\x00\x01two"}
+    sums = "".join(f"{hashlib.sha256(v).hexdigest()}  {k}\n" for k, v in files.items())
+    for folder in ("data", "mirror"):
+        for k, v in files.items():
+            (tmp_path / folder / k).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / folder / k).write_bytes(v)
+        (tmp_path / folder / "SHA256SUMS").write_text(sums)
+    return tmp_path / "data", tmp_path / "mirror", files
+
+
+def test_make_data_restores_missing_empty_and_corrupt_files(tmp_path):
+    data, mirror, files = _two_copies(tmp_path)
+    assert _restore(data, mirror)[0] == 0
+    (data / "a/one.txt").write_bytes(b"")  # empty
+    (data / "two.bin").write_bytes(b"tampered")  # corrupt
+    rc, out = _restore(data, mirror)
+    assert rc == 0 and "a/one.txt (it was empty)" in out and "two.bin (it was corrupt)" in out
+    (data / "a/one.txt").unlink()  # missing
+    rc, out = _restore(data, mirror)
+    assert rc == 0 and "(it was missing)" in out
+    assert all((data / k).read_bytes() == v for k, v in files.items())
+    assert D.verified_path("two.bin", data) == data / "two.bin"
+
+
+def test_make_data_without_a_mirror_says_where_it_is_expected(tmp_path):
+    data, mirror, _ = _two_copies(tmp_path)
+    (data / "two.bin").write_bytes(b"")
+    rc, out = _restore(data, tmp_path / "nowhere")
+    assert rc == 1 and "Traceback" not in out and "sha256sum" not in out
+    assert str(tmp_path / "nowhere") in out and "does not exist" in out and "data/two.bin is empty" in out
+    assert "DATA_MIRROR" in out and "README" in out
+
+
+def test_make_data_never_copies_a_wrong_mirror_file(tmp_path):
+    data, mirror, _ = _two_copies(tmp_path)
+    (data / "two.bin").write_bytes(b"")
+    (mirror / "two.bin").write_bytes(b"also wrong")
+    rc, out = _restore(data, mirror)
+    assert rc == 1 and "not the expected file either" in out and (data / "two.bin").read_bytes() == b""
+
+
+def test_loader_message_points_to_make_data_and_the_mirror(tmp_path):
+    root = _data_root(tmp_path)
+    (root / "sub/file.txt").write_bytes(b"")
+    with pytest.raises(DataError) as exc:
+        D.verified_path("sub/file.txt", root)
+    msg = str(exc.value)
+    assert "make data" in msg and "empty or corrupt" in msg and "../shared/data" in msg and "PARAMSPACE_DATA" in msg

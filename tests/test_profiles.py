@@ -183,3 +183,106 @@ def test_cli_set_exponent_float(capsys):
     assert main(["show", R, "--profile", "smoke", "--set", "lr=1e-3", "--set", "noise_sigmas=[0, 2e-1]"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["lr"] == 0.001 and shown["noise_sigmas"] == [0.0, 0.2]
+
+
+# --- issue 16: values that passed and failed later (defect 7), errors that were tracebacks (6) --------
+
+
+@pytest.mark.parametrize("text,problem", [
+    ("lr=Infinity", "finite"), ("lr=1e400", "finite"), ("lr=NaN", "finite"), ("lr=.inf", "finite"),
+    ("seed=18446744073709551616", "2**32"), ("seed=4294967296", "2**32"),
+    ("epochs=1000000000000", "ceiling on epochs"), ("epochs=10001", "ceiling on epochs"),
+    ("synthetic_n=1000000000000", "at most"), ("lr=1" + "0" * 399 + ".5", "finite"),
+    ("datasets=[wine, wine]", "more than once"), ("device=cuda:anything", "cuda:N"), ("device=cuda:", "cuda:N"),
+    ("epochs=1:30", "must be int"), ("lr=1e13", "at most"),
+])
+def test_values_that_used_to_pass_and_fail_later(text, problem, capsys):
+    """Every one is a one-line error naming the parameter (never a traceback, never a late failure)."""
+    assert main(["show", R, "--profile", "smoke", "--set", text]) == 2
+    err = capsys.readouterr().err
+    name = text.split("=")[0]
+    assert err.startswith("error: ") and err.count("\n") == 1 and repr(name) in err and problem in err
+    assert len(err) < 400  # a 400-digit number is cut, not pasted whole
+
+
+def test_seed_plus_n_seeds_stays_below_2_32():
+    with pytest.raises(ProfileError, match="seed \\+ n_seeds"):
+        resolve(R, "smoke", {"seed": 2**32 - 1, "n_seeds": 2})
+    assert resolve(R, "smoke", {"seed": 2**32 - 2, "n_seeds": 2})["seed"] == 2**32 - 2
+
+
+@pytest.mark.parametrize("text,value", [
+    ("010", 10), ("1:30", "1:30"), ("yes", "yes"), ("on", "on"), ("0o17", 15), ("0x1f", 31), ("1e-3", 1e-3),
+    ("-2.5E+2", -250.0), ("[8, 8]", [8, 8]), ("[wine, boston]", ["wine", "boston"]), ("TRUE", True),
+    ("null", None), ("1_000", "1_000"), ("2001-01-01", "2001-01-01"),
+])
+def test_values_are_read_as_yaml_1_2(text, value):
+    """PyYAML's YAML 1.1 read 010 as 8, 1:30 as 90, yes/on as True and a date as a date."""
+    assert parse_sets([f"x={text}"])["x"] == value
+
+
+@pytest.mark.parametrize("text,problem", [
+    ("hidden=[8, 8", "cannot read"), ("hidden=!!python/object/apply:os.system [echo hi]", "cannot read"),
+    ("hidden={a: [1}", "cannot read"), ("seed=" + "9" * 5000, "cannot read"), ("=3", "no name"),
+])
+def test_unreadable_values_are_one_line_errors(text, problem, capsys):
+    assert main(["show", R, "--profile", "smoke", "--set", text]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and problem in err and len(err) < 400
+
+
+def test_set_given_twice_is_an_error():
+    with pytest.raises(ProfileError, match="twice"):
+        parse_sets(["lr=0.1", "lr=0.2"])
+
+
+@pytest.mark.parametrize("text,pairs", [
+    ("hidden=[8, 8]", ["hidden=[8, 8]"]),
+    ("hidden=[8, 8] lr=0.5", ["hidden=[8, 8]", "lr=0.5"]),
+    ("datasets=[wine, boston] epochs=3", ["datasets=[wine, boston]", "epochs=3"]),
+    ("'x=a b' y=2", ["x=a b", "y=2"]), ("", []),
+])
+def test_make_set_string_is_split_like_a_shell_line(text, pairs):
+    from paramspace.__main__ import split_set_string
+
+    assert split_set_string(text) == pairs
+
+
+def test_cli_set_string(capsys):
+    assert main(["show", R, "--profile", "smoke", "--set-string", "hidden=[8, 8] lr=0.5"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["hidden"] == [8, 8] and shown["lr"] == 0.5
+
+
+# --- issue 11: the cross-parameter rules run in resolve(), before any compute ------------------------
+
+
+@pytest.mark.parametrize("report,overrides,match", [
+    ("importance_dropconnect", dict(min_keep=0.9, early_epochs=10), "min_keep"),
+    ("importance_dropconnect", dict(early_epochs=10_000), "early_epochs"),
+    ("variational_complexity", dict(lambda_min=2.0, lambda_max=1.0), "lambda_min"),
+    ("frame_regularization", dict(frame_A=2.0, frame_B=1.0), "frame_A"),
+    ("metric_analysis", dict(n_ellipses=10_000), "n_ellipses"),
+    ("compression_leaderboard", dict(fractions=[0.1, 1.0]), "fractions"),
+])
+def test_cross_parameter_rules_fail_in_resolve(report, overrides, match):
+    with pytest.raises(ProfileError, match=match) as exc:
+        resolve(report, "smoke", overrides)
+    assert report in str(exc.value)
+
+
+def test_cross_parameter_rules_fail_in_show_and_in_the_notebook(capsys):
+    assert main(["show", "importance_dropconnect", "--set", "min_keep=0.9", "--set", "early_epochs=10"]) == 2
+    assert "min_keep" in capsys.readouterr().err
+    ns = dict(resolve("importance_dropconnect", "smoke"), min_keep=0.9)
+    with pytest.raises(ProfileError, match="min_keep"):
+        profiles.params_from_namespace("importance_dropconnect", ns)
+
+
+def test_every_report_with_rules_is_wired():
+    import importlib
+
+    for report, target in profiles.CHECKS.items():
+        assert report in profiles.REPORTS
+        module, func = target.split(":")
+        assert callable(getattr(importlib.import_module(module), func))

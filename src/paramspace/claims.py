@@ -185,10 +185,22 @@ def write_ledger(report: str, claims: list[Claim], directory: Path | None = None
     directory = Path(directory) if directory is not None else output_dir()
     directory.mkdir(parents=True, exist_ok=True)
     path = ledger_path(directory, report)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"report": report, "claims": [asdict(c) for c in claims]}, indent=1))
-    os.replace(tmp, path)
+    _atomic_write(path, json.dumps({"report": report, "claims": [asdict(c) for c in claims]}, indent=1))
     return path
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file of a unique name in the same folder."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the output is for readers
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def read_ledger(path: Path) -> list[Claim]:
@@ -253,9 +265,14 @@ def count(ledger: list[Claim]) -> dict:
     return out
 
 
-def scorecard(directory: Path | None = None) -> list[dict]:
-    """Per report: the counts of :func:`count`, read from the ledgers in ``directory``."""
+def scorecard(directory: Path | None = None, stamped: bool = True) -> list[dict]:
+    """Per report: the counts of :func:`count`, read from the ledgers in ``directory``.
+
+    With ``stamped`` (the default) a ledger is read only if the report's run stamp vouches for it
+    (:func:`paramspace.runner.current_file`: written by the run that produced the served notebook,
+    unchanged since); a ledger left by an interrupted or other run counts as no ledger."""
     from .profiles import REPORTS
+    from .runner import current_file
 
     directory = Path(directory) if directory is not None else output_dir()
     rows = []
@@ -263,9 +280,10 @@ def scorecard(directory: Path | None = None) -> list[dict]:
         if not rep.claims:  # a chapter beyond the reports (the leaderboard) checks no claims
             continue
         path = ledger_path(directory, name)
-        row = {"report": name, "title": rep.title, "seed": rep.seed_id, "ledger": path.exists(),
+        ok = path.exists() and (not stamped or current_file(directory, name, path.name) is not None)
+        row = {"report": name, "title": rep.title, "seed": rep.seed_id, "ledger": ok,
                **count([]), "profile": ""}
-        if path.exists():
+        if ok:
             ledger = read_ledger(path)
             row.update(count(ledger))
             row["profile"] = ", ".join(sorted({c.profile for c in ledger}))
@@ -273,7 +291,7 @@ def scorecard(directory: Path | None = None) -> list[dict]:
     return rows
 
 
-def write_scorecard(directory: Path | None = None) -> Path:
+def write_scorecard(directory: Path | None = None, stamped: bool = True) -> Path:
     """Write ``scorecard.md`` (MyST) next to the ledgers; the book's intro includes it.
 
     Only claims of kind ``report`` are counted; indistinguishable and borderline rows are shown
@@ -282,7 +300,7 @@ def write_scorecard(directory: Path | None = None) -> Path:
     head = ("| report | the report's claims | reproduced | partly | not reproduced | indistinguishable "
             "| of which borderline | not counted: ours / checks / timing | profile |")
     lines = [head, "|---|---|---|---|---|---|---|---|---|"]
-    rows = scorecard(directory)
+    rows = scorecard(directory, stamped)
     keys = ("claims", "reproduced", "partly", "not reproduced", "indistinguishable", "borderline",
             "ours", "check", "timing")
     total = {k: sum(r[k] for r in rows) for k in keys}
@@ -298,9 +316,7 @@ def write_scorecard(directory: Path | None = None) -> Path:
                  f"**{total['not reproduced']}** | **{total['indistinguishable']}** | **{total['borderline']}** | "
                  f"{total['ours']} / {total['check']} / {total['timing']} | |")
     path = directory / "scorecard.md"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    _atomic_write(path, "\n".join(lines) + "\n")
     return path
 
 

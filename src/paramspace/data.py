@@ -63,8 +63,11 @@ def verified_path(relpath: str, root: Path | None = None) -> Path:
     root = Path(root) if root is not None else data_dir()
     path = root / relpath
     fix = (
-        f"restore it with `git checkout -- data/{relpath}` or `make data` (which copies it from "
-        f"../shared/data/{relpath}); see data/README.md"
+        f"restore it with `git checkout -- data/{relpath}` (the files are in git), or `make data`, which "
+        f"restores missing, empty or corrupt files from the collection's offline mirror "
+        f"(../shared/data next to the repository, or DATA_MIRROR=<folder>"
+        + (f", with PARAMSPACE_DATA={root}" if root.resolve() != (project_root() / "data").resolve() else "")
+        + "); data/README.md says where each data set comes from"
     )
     if not path.exists():
         raise DataError(f"data file {path} is missing; {fix}")

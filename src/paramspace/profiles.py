@@ -9,6 +9,8 @@ equal).  :func:`resolve` returns a validated copy of a profile with optional ove
 from __future__ import annotations
 
 import copy
+import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,9 +18,50 @@ from typing import Any
 PROFILES = ("smoke", "book", "paper")
 DEVICES = ("auto", "cpu", "cuda")
 
+# Bounds every value must respect, whatever its report (checked before a report's own rule):
+SEED_LIMIT = 2**32  # seeds are below 2**32 (numpy's and torch's seeding accept no more)
+EPOCH_CEILING = 10_000  # any parameter named *epoch* is at most this
+INT_CEILING = 10**9  # any other integer lies in [-INT_CEILING, INT_CEILING]
+FLOAT_CEILING = 1e12  # any float is finite with |x| <= FLOAT_CEILING
+
 
 class ProfileError(ValueError):
     """Unknown report, profile or parameter, or a value of the wrong type or range."""
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters (a 400-digit number stays one readable line)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 12]}...({len(text)} chars)"
+
+
+def _bounds_problem(name: str, value: Any) -> str | None:
+    """Why ``value`` breaks the collection-wide bounds (non-finite or huge numbers, seeds of 2**32 or
+    more, epochs over :data:`EPOCH_CEILING`, a list naming one item twice), or ``None``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "must be a finite number"
+        if abs(value) > FLOAT_CEILING:
+            return f"must be a number of magnitude at most {FLOAT_CEILING:g}"
+    elif isinstance(value, int):
+        if name == "seed":
+            return None if 0 <= value < SEED_LIMIT else "must be an integer in [0, 2**32)"
+        if "epoch" in name and value > EPOCH_CEILING:
+            return f"must be at most {EPOCH_CEILING} (the ceiling on epochs)"
+        if abs(value) > INT_CEILING:
+            return f"must be an integer of magnitude at most {INT_CEILING:g}"
+    elif isinstance(value, (list, tuple)):
+        for x in value:
+            problem = _bounds_problem(name, x)
+            if problem:
+                return f"has an element {_short(x)} that {problem}"
+        names = [x for x in value if isinstance(x, str)]
+        if len(set(names)) != len(names):
+            twice = sorted({x for x in names if names.count(x) > 1})
+            return f"names {twice} more than once (each item at most once)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -32,14 +75,22 @@ class Param:
         types = self.type if isinstance(self.type, tuple) else (self.type,)
         ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
         if float in types and isinstance(value, int) and not isinstance(value, bool):
+            if abs(value) > INT_CEILING:
+                raise ProfileError(f"{report}: parameter {name!r} = {_short(value)} is invalid: must be a number "
+                                   f"of magnitude at most {INT_CEILING:g}")
             value, ok = float(value), True
         if list in types and isinstance(value, tuple):
             value, ok = list(value), True
         if not ok:
             names = " or ".join(t.__name__ for t in types)
-            raise ProfileError(f"{report}: parameter {name!r} must be {names}, got {type(value).__name__} {value!r}")
+            rule = f": {self.rule}" if self.rule else ""
+            raise ProfileError(f"{report}: parameter {name!r} must be {names}{rule}; got {type(value).__name__} "
+                               f"{_short(value)}")
+        problem = _bounds_problem(name, value)
+        if problem:
+            raise ProfileError(f"{report}: parameter {name!r} = {_short(value)} is invalid: it {problem}")
         if self.check is not None and not self.check(value):
-            raise ProfileError(f"{report}: parameter {name!r} = {value!r} is invalid: must be {self.rule}")
+            raise ProfileError(f"{report}: parameter {name!r} = {_short(value)} is invalid: must be {self.rule}")
         return value
 
 
@@ -72,8 +123,10 @@ COMMON = {
     "profile": Param(str, "name of the profile these values came from", lambda v: v in PROFILES,
                      f"one of {PROFILES}"),
     "device": Param(str, "'auto' (CUDA if present), 'cpu' or 'cuda'",
-                    lambda v: v in DEVICES or v.startswith("cuda:"), f"one of {DEVICES} or 'cuda:N'"),
-    "seed": Param(int, "base random seed; seed s of n_seeds uses seed + s", lambda v: v >= 0, "an integer >= 0"),
+                    lambda v: v in DEVICES or re.fullmatch(r"cuda:[0-9]{1,3}", v) is not None,
+                    f"one of {DEVICES} or 'cuda:N' (N a device index)"),
+    "seed": Param(int, "base random seed; seed s of n_seeds uses seed + s", lambda v: 0 <= v < SEED_LIMIT,
+                  "an integer in [0, 2**32)"),
     "n_seeds": positive_int("number of independent repetitions (bands show their spread)"),
 }
 
@@ -510,14 +563,48 @@ LEADERBOARD.profiles = {
 REPORTS[LEADERBOARD.name] = LEADERBOARD  # after the five reports
 
 
+# Each report's cross-parameter rules ("module:function", imported when first needed so that this file
+# imports no experiment code).  The function takes the validated parameter dict and raises
+# ProfileError (a ValueError is turned into one) when the values do not fit together.
+CHECKS: dict[str, str] = {
+    "variational_complexity": "paramspace.complexity:check_params",
+    "importance_dropconnect": "paramspace.importance:check_params",
+    "frame_regularization": "paramspace.frame:check_params",
+    "metric_analysis": "paramspace.metric:check_params",
+    "compression_leaderboard": "paramspace.leaderboard:check_params",
+}
+
+
 def get_report(name: str) -> Report:
     if name not in REPORTS:
         raise ProfileError(f"unknown report {name!r}; valid reports: {', '.join(REPORTS)}")
     return REPORTS[name]
 
 
+def check_across(report: str, values: dict[str, Any]) -> None:
+    """Rules that involve several parameters: the collection's own (seeds stay below 2**32) and the
+    report's (:data:`CHECKS`).  Raises :class:`ProfileError` naming the report."""
+    if "seed" in values and "n_seeds" in values and values["seed"] + values["n_seeds"] > SEED_LIMIT:
+        raise ProfileError(f"{report}: seed + n_seeds = {values['seed'] + values['n_seeds']} must be at most 2**32 "
+                           "(seed s of n_seeds uses seed + s)")
+    target = CHECKS.get(report)
+    if target is None:
+        return
+    import importlib
+
+    module, func = target.split(":")
+    check = getattr(importlib.import_module(module), func)
+    try:
+        check(dict(values))
+    except ProfileError:
+        raise
+    except ValueError as exc:
+        raise ProfileError(f"{report}: {exc}") from None
+
+
 def validate(report: str, values: dict[str, Any]) -> dict[str, Any]:
-    """Check that ``values`` gives every parameter of ``report`` exactly once, with valid values."""
+    """Check that ``values`` gives every parameter of ``report`` exactly once, with valid values
+    (each alone: type, collection-wide bounds, its rule)."""
     rep = get_report(report)
     unknown = sorted(set(values) - set(rep.params))
     if unknown:
@@ -529,7 +616,8 @@ def validate(report: str, values: dict[str, Any]) -> dict[str, Any]:
 
 
 def resolve(report: str, profile: str = "book", overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The validated parameters of ``report`` under ``profile``, with ``overrides`` applied."""
+    """The validated parameters of ``report`` under ``profile``, with ``overrides`` applied: each value
+    alone and then the cross-parameter rules (:func:`check_across`), all before any compute."""
     rep = get_report(report)
     if profile not in PROFILES:
         raise ProfileError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
@@ -541,10 +629,15 @@ def resolve(report: str, profile: str = "book", overrides: dict[str, Any] | None
     if unknown:
         raise ProfileError(f"{report}: unknown parameter(s) {unknown}; valid parameters: {', '.join(rep.params)}")
     values.update(overrides)
-    return validate(report, values)
+    values = validate(report, values)
+    check_across(report, values)
+    return values
 
 
 def params_from_namespace(report: str, namespace: dict[str, Any]) -> dict[str, Any]:
-    """Pick ``report``'s parameters out of a notebook's globals and validate them."""
+    """Pick ``report``'s parameters out of a notebook's globals and validate them (values and the
+    cross-parameter rules)."""
     rep = get_report(report)
-    return validate(report, {k: namespace[k] for k in rep.params if k in namespace})
+    values = validate(report, {k: namespace[k] for k in rep.params if k in namespace})
+    check_across(report, values)
+    return values
