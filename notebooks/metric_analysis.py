@@ -104,21 +104,21 @@ n_seeds = 5
 datasets = ["mnist", "iris", "hapt"]
 lr = 0.005
 batch_size = 64
-mnist_train = 5000
+mnist_train = 2000
 mnist_test = 2000
 mnist_pca = 7
 mnist_hidden = 64
-mnist_epochs = 15
+mnist_epochs = 10
 mnist_ks = [2, 4, 8, 12, 16, 24, 32, 48]
 iris_pca = 3
 iris_hidden = 32
 iris_epochs = 200
 iris_ks = [1, 2, 3, 4, 6, 8, 12, 16, 24]
 hapt_window = 100
-hapt_stride = 10
+hapt_stride = 20
 hapt_hidden = 3
 hapt_curve_hidden = 9
-hapt_epochs = 20
+hapt_epochs = 15
 hapt_ks = [2, 4, 8, 12, 16, 24, 32, 48, 64]
 hapt_small_in = 10
 hapt_small_out = 20
@@ -216,13 +216,15 @@ fig, scale = plots.ellipse_panels(comp["means"], comp["covs"], metric.ESTIMATOR_
 plt.show()
 
 # %% tags=["hide-input"]
-display(Markdown(titled_table("The three covariance estimates of the 100-3-100 output neurons", "tab-r1-estimators",
-                              metric.estimator_table(comp, P["n_ellipses"]).round(4).reset_index().to_markdown(index=False))))
+est = metric.estimator_table(comp, P["n_ellipses"]).round(4).reset_index()
+est.columns = [c.replace("|cos|", "(abs. cosine)") for c in est.columns]
+display(Markdown(titled_table(f"The three covariance estimates of the {w}-{h}-{w} output neurons", "tab-r1-estimators",
+                              est.to_markdown(index=False))))
 
 # %% [markdown]
 # {numref}`tab-r1-estimators` gives, per estimator: the median standard deviation per coordinate,
 # $\sqrt{\operatorname{Tr}\boldsymbol\Sigma_j / d}$, over all output neurons; for the ellipses drawn above, the median
-# ratio of the minor to the major axis and the median $|\cos|$ of the angle between the major axis and the grey curve;
+# ratio of the minor to the major axis and the median absolute cosine of the angle between the major axis and the grey curve;
 # and the median Bures distance (the covariance part of $W_2$) to each estimator's covariance of the same neuron. The
 # report says the neurons "lie on a circle" ("нейроны расположены по кругу") and that the estimators "give different
 # numbers but a similar structure (a circle)"; we read the circle as the arrangement of the neuron means and measure
@@ -335,7 +337,7 @@ display(Markdown(titled_table("Area under quality vs fraction of parameters kept
                               auc.reset_index().to_markdown(index=False))))
 ari = curves[curves.metric == "w2"].pivot_table(index="k", columns="dataset", values="ari", aggfunc="mean").round(3)
 display(Markdown(titled_table("Adjusted Rand index of the Euclidean and the W2 partition (mean over seeds; "
-                              "1 = the same partition)", "tab-r1-ari", ari.reset_index().to_markdown(index=False))))
+                              "1 = the same partition)", "tab-r1-ari", ari.reset_index().to_markdown(index=False, missingval="—"))))
 
 # %% [markdown]
 # ## Claims and verdicts

@@ -1018,7 +1018,8 @@ def ring_runs(params: dict, progress: bool = True) -> pd.DataFrame:
     ``hapt_claim_k`` clusters (Euclidean k-means of the neurons; merging needs no covariance).
 
     Returns one row per seed: seed, deviation, var2 (share of the variance in the circle's plane),
-    turns, quality (all neurons), quality_k (``hapt_claim_k`` clusters)."""
+    radius_cv (coefficient of variation of the in-plane radius), turns, quality (all neurons),
+    quality_k (``hapt_claim_k`` clusters)."""
     from tqdm import tqdm
 
     from .metrics import quality
@@ -1036,7 +1037,8 @@ def ring_runs(params: dict, progress: bool = True) -> pd.DataFrame:
         labels, cm, _ = kmeans_neurons(means, None, params["hapt_claim_k"], "euclidean", seed=seed,
                                        n_init=params["n_init"], max_iter=params["max_iter"], algorithm="lloyd")
         merged = merge_neurons(net, spec["layer"], labels, cm)
-        rows.append(dict(seed=seed, deviation=circle_deviation(means), var2=c["var2"], turns=c["turns"],
+        rows.append(dict(seed=seed, deviation=circle_deviation(means), var2=c["var2"], radius_cv=c["radius_cv"],
+                         turns=c["turns"],
                          quality=quality(net, ds.X_test, ds.y_test, ds.task),
                          quality_k=quality(merged, ds.X_test, ds.y_test, ds.task)))
     return pd.DataFrame(rows)
@@ -1320,8 +1322,9 @@ def claims(curves: pd.DataFrame, params: dict, ring: pd.DataFrame | None = None,
             "'нейроны расположены по кругу' (figure, no number)", -ring.deviation.to_numpy(), ring.seed.to_numpy(),
             prof, fmt="{:+.3f}", kind="report", deck=f"{SLIDE_ELLIPSES}, bullet 1; {SLIDE_CONCLUSIONS}, bullet 1",
             tolerance=params["circle_tol"])
+        cv = f", in-plane radius varies by {ring.radius_cv.mean():.0%}" if "radius_cv" in ring else ""
         c.our_value += (f"; deviation {ring.deviation.mean():.3f}, share of variance in the circle's plane "
-                        f"{ring.var2.mean():.2f}, {ring.turns.mean():.1f} turns")
+                        f"{ring.var2.mean():.2f}{cv}, {ring.turns.mean():.1f} turns")
         out.append(c)
         loss = (ring.quality - ring.quality_k).to_numpy()
         c = paired_claim(
@@ -1398,7 +1401,7 @@ def protocol_markdown(params: dict) -> str:
         ("neuron", "'размерность нейронов' in the figure titles; bias not mentioned",
          "incoming weights and bias", "our reading: the deck's dimensions are matched counting the bias"),
         ("MotionSense panel (10)", "MotionSense, architecture not stated",
-         f"UCI HAPT walking, |a|, {w}-{hc}-{w} tanh, output neurons, d = {dims['hapt']}",
+         f"UCI HAPT walking (magnitude of the acceleration), {w}-{hc}-{w} tanh, output neurons, d = {dims['hapt']}",
          "**deviation**: HAPT stands in for MotionSense; the network is our choice to give d = 10"),
         ("MNIST panel (8)", "MNIST, architecture not stated",
          f"{params['mnist_train']} / {params['mnist_test']} images, first {params['mnist_pca']} principal components, "
