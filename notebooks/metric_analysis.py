@@ -386,9 +386,16 @@ display(Markdown(metric.summary_markdown(curves, models, ledger, P)))
 #   adds the Bures distance between covariances to the distance between means; it regroups neurons only when the
 #   covariances' spreads are comparable to the distances between the neurons, and when uncertain and certain neurons
 #   are spread differently. The ratio of the two ({numref}`tab-r1-models`) and the ARI ({numref}`tab-r1-ari`) tell
-#   where that happens. With the Bayesian student of Algorithm 1 (`cluster_cov = "student"`) the posterior spread is
-#   pulled toward the prior and is far below the spread of the means, and the two partitions coincide; the bootstrap
-#   spread of the report's protocol is larger, and the partitions differ.
+#   where that happens. The posterior of the Bayesian student of Algorithm 1 (`cluster_cov = "student"`) is pulled
+#   toward its prior (with the sandwich prior, a small spread), and where its spread is negligible next to the spread of
+#   the means the two partitions coincide (ARI 1) and the comparison tests nothing; that is why this page follows the
+#   deck and clusters with bootstrap covariances, and why the ARI stands next to every comparison.
+# * **The circle.** The deviation from a circle counts the part of the neuron means outside the plane of the figure as
+#   well as the variation of the radius in it; a two-dimensional figure like the deck's shows only the second. The
+#   circle row of {numref}`tab-r1-claims` and {numref}`tab-r1-ring` give both (share of the variance in the plane,
+#   in-plane variation of the radius). The three estimators' means are close to each other (the bootstrap and Bayesian
+#   runs start from the trained network's initial weights and are aligned to it), so the "alike in structure" row
+#   mostly repeats the circle row for one seed; the estimators differ in their covariances ({numref}`tab-r1-estimators`).
 # * **Estimators.** The three estimates measure different things. The sandwich is local (curvature at one optimum,
 #   scaling as $1/n$); with overlapping windows, which are far from independent, it understates the uncertainty. The
 #   bootstrap also includes the randomness of training (minibatch order) and, with few runs, is a noisy, low-rank
