@@ -1331,7 +1331,7 @@ def claims(curves: pd.DataFrame, params: dict, ring: pd.DataFrame | None = None,
             f"Accelerometer, {w}-{h}-{w}: the {w} output neurons reduce to {params['hapt_claim_k']} (k-means of the "
             f"neurons, no fine-tuning) losing at most our tolerance {params['compress_tol']:g} of test R² (per seed: "
             f"minus the R² lost, plus the tolerance)",
-            f"'возможно снижение размерности пространства с 100 до 16'", -loss, ring.seed.to_numpy(), prof,
+            "'возможно снижение размерности пространства с 100 до 16'", -loss, ring.seed.to_numpy(), prof,
             fmt="{:+.4f}", kind="report", deck=f"{SLIDE_ELLIPSES}, bullet 2", tolerance=params["compress_tol"])
         c.our_value += f"; R² {ring.quality.mean():.3f} -> {ring.quality_k.mean():.3f}"
         out.append(c)
@@ -1435,10 +1435,12 @@ def circle_markdown(comp: dict, n: int) -> str:
     return (f"In the plane of their first two principal components (which hold {c['var2']:.0%} of the variance of the "
             f"{len(comp['means']['sandwich'])} output-neuron means), the neuron means, taken in the order of the output "
             f"samples they predict, turn {c['turns']:.1f} times around their centre, at a radius that varies by "
-            f"{c['radius_cv']:.0%} (coefficient of variation): the output neurons lie on a closed curve, a circle traversed "
-            f"about once per {len(comp['means']['sandwich']) / max(c['turns'], 1e-9) / comp['ds'].extra['rate_hz']:.2f} s of predicted signal. "
+            f"{c['radius_cv']:.0%} (coefficient of variation), about one turn per "
+            f"{len(comp['means']['sandwich']) / max(c['turns'], 1e-9) / comp['ds'].extra['rate_hz']:.2f} s of predicted "
+            f"signal; their relative deviation from a circle (the measure of the ledger) is "
+            f"{circle_deviation(comp['means']['sandwich']):.3f}. "
             f"Median ratio of the minor to the major axis of the first {n} ellipses (1 = a circle): {ratios}; "
-            f"median |cos| between the major axis and the curve (1 = stretched along it): {along}. The median standard "
+            f"median absolute cosine between the major axis and the curve (1 = stretched along it): {along}. The median standard "
             f"deviations differ by a factor {sds.max() / max(sds.min(), 1e-300):.1f} between the largest "
             f"({sds.idxmax()}) and the smallest ({sds.idxmin()}) estimate."
             + "".join(f" The {e} ellipses are elongated along the curve (axis ratio {r['axis ratio']:.2f}): under this "
