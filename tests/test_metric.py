@@ -572,9 +572,10 @@ def test_protocol_names_deviations_and_the_cluster_cov_parameter():
 
 def test_student_prior_is_the_teacher_posterior_and_tiny_run():
     base = dict(datasets=["iris"], n_seeds=1, iris_hidden=4, iris_epochs=3, iris_ks=[1, 2])
+    outs = {}
     for mode in ("bootstrap", "student"):
         params = resolve("metric_analysis", "smoke", dict(base, cluster_cov=mode))
-        out = M.run(params, progress=False)
+        out = outs[mode] = M.run(params, progress=False)
         curves, models = out["curves"], out["models"]
         assert set(curves.metric) == {"euclidean", "w2"} and sorted(set(curves.k)) == [1, 2, 4]
         full = curves[curves.k == 4]
@@ -586,6 +587,11 @@ def test_student_prior_is_the_teacher_posterior_and_tiny_run():
         assert models.n_params.iloc[0] - k1 == 3 * (params["iris_pca"] + 1 + 3)
         if mode == "bootstrap":  # the trained network itself is clustered
             assert models.clustered_quality.iloc[0] == models.teacher_quality.iloc[0]
+    tab = M.contrast_table(outs["bootstrap"], outs["student"])
+    assert list(tab.covariances) == ["bootstrap", "student"] and tab["ARI (mean)"].between(-1, 1).all()
+    ari2 = outs["student"]["curves"].query("k == 2 and metric == 'w2'").ari.iloc[0]
+    assert tab.loc[1, "ARI (mean)"] == pytest.approx(ari2)  # k = 2 is the only k with 1 < k < 4
+    assert len(M.contrast_runs(dict(params, contrast_datasets=[]))["curves"]) == 0
     # Algorithm 1: the student's prior means are the teacher's neurons
     ds = M.load_task("iris", params, 0)
     spec = M.task_spec("iris", params)

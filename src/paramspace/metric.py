@@ -1011,6 +1011,36 @@ def run(params: dict, progress: bool = True) -> dict[str, pd.DataFrame]:
     return {"curves": pd.DataFrame(curves), "models": pd.DataFrame(models)}
 
 
+def contrast_runs(params: dict, progress: bool = True) -> dict[str, pd.DataFrame]:
+    """:func:`run` on the tasks of ``contrast_datasets`` with the Bayesian student's covariances
+    (``cluster_cov = "student"``, Algorithm 1); empty frames when there are none."""
+    if not params["contrast_datasets"]:
+        return {"curves": pd.DataFrame(), "models": pd.DataFrame()}
+    return run(dict(params, cluster_cov="student", datasets=list(params["contrast_datasets"])), progress)
+
+
+def contrast_table(results: dict, contrast: dict) -> pd.DataFrame:
+    """Per task and clustering covariance: the mean ARI of the Euclidean and the W2 partition over
+    the non-trivial k (1 < k < n) and seeds, the share of those (k, seed) where the partitions are the
+    same, the covariances' sd against the spread of the neuron means, and the W2 minus Euclidean area."""
+    rows = []
+    for res in (results, contrast):
+        curves, models = res["curves"], res["models"]
+        if not len(curves):
+            continue
+        auc = auc_table(curves).pivot_table(index=["dataset", "seed"], columns="metric", values="auc")
+        for d in curves.dataset.unique():
+            sub = curves[(curves.dataset == d) & (curves.metric == "w2")]
+            kmax = sub.groupby("seed").k.transform("max")
+            mid = sub[(sub.k > 1) & (sub.k < kmax)]
+            mm = models[models.dataset == d]
+            rows.append({"task": TASK_LABELS[d], "covariances": mm.cluster_cov.iloc[0], "ARI (mean)": mid.ari.mean(),
+                         "same partition (share of k, seed)": float((mid.ari >= 1 - 1e-12).mean()),
+                         "covariance sd / spread of means": float(mm.cov_sd.mean() / mm.mean_spread.mean()),
+                         "W2 minus Euclidean area": float((auc.loc[d]["w2"] - auc.loc[d]["euclidean"]).mean())})
+    return pd.DataFrame(rows).sort_values(["task", "covariances"]).reset_index(drop=True)
+
+
 def ring_runs(params: dict, progress: bool = True) -> pd.DataFrame:
     """The report's 100-3-100 accelerometer network (``hapt_window`` -> ``hapt_hidden`` tanh ->
     ``hapt_window``), trained once per seed: how close its output neurons lie to a circle

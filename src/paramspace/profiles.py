@@ -415,6 +415,10 @@ METRIC = Report(
                              "network's neurons with the covariance of aligned bootstrap runs), 'bayes' (a low-rank "
                              "Bayesian network trained on the data), 'student' (the Bayesian student of Algorithm 1)",
                              lambda v: v in _MA_CLUSTER_COVS, f"one of {_MA_CLUSTER_COVS}"),
+        "contrast_datasets": Param(list, "tasks also clustered with the Bayesian student's covariances (Algorithm 1), "
+                                   "to compare how alike the Euclidean and W2 partitions are under each covariance",
+                                   lambda v: len(set(v)) == len(v) and all(d in _MA_TASKS for d in v),
+                                   f"a list of distinct values drawn from {_MA_TASKS} (may be empty)"),
         "teacher_posterior": Param(str, "estimator of the teacher's posterior, the student's prior (Algorithm 1)",
                                    lambda v: v in _MA_ESTIMATORS, f"one of {_MA_ESTIMATORS}"),
         "prior_jitter": positive_float("added to the student's prior covariances, relative to the layer's mean variance"),
@@ -439,7 +443,8 @@ METRIC = Report(
 
 # neuron dimensions as in the report's figure (MotionSense 10, MNIST 8, Iris 4; a neuron = weights and bias)
 _ma_common = dict(seed=0, lr=0.005, batch_size=64, mnist_pca=7, iris_pca=3, hapt_curve_hidden=9, rank=2,
-                  prior_sigma=1.0, init_sigma=0.001, kl_weight=1.0, cluster_cov="bootstrap", teacher_posterior="sandwich", prior_jitter=0.01,
+                  prior_sigma=1.0, init_sigma=0.001, kl_weight=1.0, cluster_cov="bootstrap", contrast_datasets=["iris"],
+                  teacher_posterior="sandwich", prior_jitter=0.01,
                   hapt_hidden=3, hapt_small_in=10, hapt_small_out=20, n_ellipses=16, no_worse_tol=0.005,
                   much_better=0.02, circle_tol=0.25, scale_ratio=2.0, iris_min_accuracy=0.9, iris_param_fraction=0.5,
                   hapt_claim_k=16, compress_tol=0.02)
@@ -462,7 +467,7 @@ METRIC.profiles = {
                                    iris_hidden=32, iris_epochs=500, iris_ks=[1, 2, 3, 4, 6, 8, 12, 16, 24],
                                    hapt_window=100, hapt_stride=2, hapt_epochs=50,
                                    hapt_ks=[2, 4, 8, 12, 16, 24, 32, 48, 64, 80], n_bootstrap=100, n_init=10,
-                                   max_iter=100, cpu_threads=0)},
+                                   max_iter=100, contrast_datasets=list(_MA_TASKS), cpu_threads=0)},
 }
 
 REPORTS: dict[str, Report] = {r.name: r for r in (METRIC, VARIATIONAL, IMPORTANCE, FRAME, RELEVANCE)}
