@@ -460,7 +460,7 @@ METRIC.profiles = {
                                   mnist_ks=[2, 4, 8, 12, 16, 24, 32, 48], iris_hidden=32, iris_epochs=200,
                                   iris_ks=[1, 2, 3, 4, 6, 8, 12, 16, 24], hapt_window=100, hapt_stride=20,
                                   hapt_epochs=15, hapt_ks=[2, 4, 8, 12, 16, 24, 32, 48, 64], n_bootstrap=10,
-                                  n_init=3, max_iter=50, cpu_threads=1)},
+                                  n_init=3, max_iter=50, contrast_datasets=["hapt"], cpu_threads=1)},
     "paper": {**_ma_common, **dict(profile="paper", device="auto", n_seeds=10, datasets=list(_MA_TASKS),
                                    mnist_train=60000, mnist_test=10000, mnist_hidden=100,
                                    mnist_epochs=30, mnist_ks=[2, 4, 8, 12, 16, 24, 32, 48, 64, 80],
