@@ -84,9 +84,9 @@
 # "Параметры распределения оцениваются с помощью bootstrap" (the distributions' parameters are estimated by the
 # bootstrap), so our default clusters the trained network's neurons with their **bootstrap** covariances
 # (`cluster_cov = "bootstrap"`); `"bayes"` clusters a Bayesian network trained on the data, `"student"` the student of
-# Algorithm 1. The student's posterior is pulled toward its prior, and with the sandwich prior its spread is tiny next
-# to the distances between neurons: $W_2$ and Euclidean k-means then return the same partition, and the comparison
-# tests nothing. Next to every comparison of the two metrics we therefore give the **adjusted Rand index** (ARI) of
+# Algorithm 1. The student's posterior is pulled toward its prior; with the sandwich prior its spread can be tiny next
+# to the distances between neurons, and $W_2$ and Euclidean k-means then return the same partition, so that the
+# comparison tests nothing ({numref}`tab-r1-contrast` measures how often). Next to every comparison of the two metrics we therefore give the **adjusted Rand index** (ARI) of
 # the two partitions (1 = the same partition, about 0 = as alike as chance).
 #
 # ## The protocol: the report's and ours
