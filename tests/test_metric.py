@@ -402,7 +402,7 @@ import pandas as pd  # noqa: E402
 
 from paramspace import data as D  # noqa: E402
 from paramspace.claims import VERDICTS  # noqa: E402
-from paramspace.profiles import resolve  # noqa: E402
+from paramspace.profiles import ProfileError, resolve  # noqa: E402
 
 
 def test_align_covariances_follow_the_permutation_and_signs():
@@ -474,47 +474,124 @@ def test_half_k_and_sweep_grid():
     assert 15 in ks and ks[-1] == params["iris_hidden"] and ks == sorted(ks)
 
 
-def test_auc_table_and_claims_on_hand_made_curves():
+def _hand_made_curves():
     rows = []
-    for d, gain in (("mnist", 0.1), ("iris", 0.0), ("hapt", -0.1)):
+    for d, gain, ari in (("mnist", 0.1, 0.5), ("iris", 0.0, 1.0), ("hapt", -0.1, 0.7)):
         for s in range(3):
             for m in ("euclidean", "w2"):
                 for f in (0.0, 0.5, 1.0):
-                    q = f + (gain * f * (1 - f) * 4 + 0.001 * s if m == "w2" else 0.0)
-                    rows.append(dict(dataset=d, seed=s, metric=m, k=int(10 * f) + 1, param_fraction=f,
-                                     n_params=int(100 * f), quality=q))
-    curves = pd.DataFrame(rows)
+                    bump = 0.0 if d == "iris" else 0.001 * s  # Iris: W2 gives the same partition, the same curve
+                    q = f + (gain * f * (1 - f) * 4 + bump if m == "w2" else 0.0)
+                    k = int(10 * f) + 1
+                    rows.append(dict(dataset=d, seed=s, metric=m, k=k, param_fraction=f, n_params=int(100 * f),
+                                     quality=q, ari=1.0 if k in (1, 11) else ari))
+    return pd.DataFrame(rows)
+
+
+def test_auc_table_and_claims_on_hand_made_curves():
+    curves = _hand_made_curves()
     auc = M.auc_table(curves).pivot_table(index=["dataset", "seed"], columns="metric", values="auc")
     assert np.allclose(auc.loc["iris"]["euclidean"], 0.5)  # the line q = f
     # w2 on mnist: + 0.1 * 4 f (1 - f) -> at f = 0.5 adds 0.1; trapezoid area + 0.05; plus 0.001 s
     assert np.allclose(auc.loc["mnist"]["w2"] - auc.loc["mnist"]["euclidean"], 0.05 + 0.001 * np.arange(3))
     params = dict(resolve("metric_analysis", "smoke"), hapt_claim_k=1, hapt_window=20)
-    ledger = M.claims(curves, params)
+    ring = pd.DataFrame(dict(seed=[0, 1, 2], deviation=[0.1, 0.12, 0.08], var2=0.9, turns=2.0,
+                             quality=[0.8, 0.8, 0.8], quality_k=[0.75, 0.74, 0.76]))
+    comp = dict(median_sd={"bootstrap": 0.1, "bayes": 0.01, "sandwich": 0.02},
+                deviation={"bootstrap": 0.1, "bayes": 0.3, "sandwich": 0.1})
+    ledger = M.claims(curves, params, ring=ring, comp=comp)
     assert all(c.verdict in VERDICTS for c in ledger)
-    by = {c.claim.split(":")[0] + (" W2" if ": W2" in c.claim else ""): c for c in ledger}
-    assert by["MNIST W2"].verdict == "reproduced"  # +0.05 + tol, clearly above 0
-    assert by["Accelerometer W2"].verdict == "not reproduced"  # -0.05 + tol
-    assert by["Accelerometer"].verdict == "not reproduced"  # the k = 1 network is the worst
-    assert by["Iris"].verdict == "not reproduced"  # at f = 0.5 (k = 6) accuracy 0.5 + 0.001 s < 0.9
-    much = next(c for c in ledger if c.rule == "exact")
+    assert all(c.deck for c in ledger if c.kind == "report") and any(c.kind == "ours" for c in ledger)
+    by = {c.claim.split(":")[0] + (" W2" if ": W2 clustering is no worse" in c.claim else ""): c for c in ledger}
+    dims = M.neuron_dims(params)
+    assert dims == M.DECK_DIMS  # the deck's neuron dimensions in every profile: 8 / 4 / 10
+    assert by[f"MNIST (d = {dims['mnist']}) W2"].verdict == "reproduced"  # +0.05 + tol, clearly above 0
+    assert "Rand index of the two partitions 0.50" in by[f"MNIST (d = {dims['mnist']}) W2"].our_value
+    assert by[f"Accelerometer (d = {dims['hapt']}) W2"].verdict == "not reproduced"  # -0.05 + tol
+    # Iris: the same partition at every k, equal curves: passes only through the tolerance
+    iris = by[f"Iris (d = {dims['iris']}) W2"]
+    assert iris.verdict == "indistinguishable" and iris.same and iris.counted
+    small = next(c for c in ledger if c.claim.startswith("Covariance helps"))
+    assert "Iris" in small.claim and small.verdict == "not reproduced" and small.tolerance == 0
+    trend = next(c for c in ledger if c.kind == "ours")
+    # Iris gain 0 minus accelerometer gain -0.05 + 0.001 s: +0.05 - 0.001 s per seed
+    assert trend.verdict == "reproduced" and np.allclose(trend.evidence, 0.05 - 0.001 * np.arange(3))
+    assert by["Iris"].verdict == "not reproduced"  # at f = 0.5 (k = 6) accuracy 0.5 < 0.9
+    circle = next(c for c in ledger if "lie on a circle" in c.claim and "every estimator" not in c.claim)
+    assert circle.verdict == "reproduced" and np.allclose(circle.evidence, [0.15, 0.13, 0.17])
+    reduce = next(c for c in ledger if "reduce to" in c.claim)
+    assert reduce.verdict == "not reproduced" and np.allclose(reduce.evidence, [-0.03, -0.04, -0.02])
+    scale = next(c for c in ledger if "different numbers" in c.claim)
+    assert scale.verdict == "reproduced" and "ratio 10.0" in scale.our_value
+    shared = next(c for c in ledger if "every estimator" in c.claim)
+    assert shared.verdict == "not reproduced"  # the Bayesian means deviate 0.3 > 0.25
+    much = next(c for c in ledger if c.rule == "exact" and "much better" in c.claim)
     assert much.verdict == "reproduced" and "MNIST" in much.our_value  # 0.051 > 0.02 with CI above 0
-    md = M.summary_markdown(curves, pd.DataFrame([dict(dataset=d, student_sd=0.1, mean_spread=1.0, teacher_quality=1.0,
-                                                        student_quality=1.0) for d in ("mnist", "iris", "hapt")]),
-                            ledger, params)
-    assert "W2 better on 3" in md and "**Verdicts**" in md and "not reproduced" in md
+    models = pd.DataFrame([dict(dataset=d, dim=dims[d], cov_sd=0.1, mean_spread=1.0, clustered_quality=1.0)
+                           for d in ("mnist", "iris", "hapt")])
+    md = M.summary_markdown(curves, models, ledger, params)
+    assert "W2 better on 3" in md and "**Verdicts on the report's claims**" in md and "indistinguishable" in md
+
+
+def test_partition_agreement_is_the_adjusted_rand_index():
+    rows = [dict(metric="euclidean", k=2, labels=np.array([0, 0, 1, 1])),
+            dict(metric="w2", k=2, labels=np.array([1, 1, 0, 0])),  # the same partition, renamed
+            dict(metric="euclidean", k=3, labels=np.array([0, 0, 1, 1])),
+            dict(metric="w2", k=3, labels=np.array([0, 1, 0, 1]))]
+    ari = M.partition_agreement(rows)
+    # k = 3 by hand: all four pair-cells hold one neuron, sum C(n_ij, 2) = 0; row and column sums 2, 2:
+    # sum C(a_i, 2) = sum C(b_j, 2) = 2, C(4, 2) = 6, expected 2 * 2 / 6; ARI = (0 - 2/3) / (2 - 2/3) = -1/2
+    assert ari[2] == pytest.approx(1.0) and ari[3] == pytest.approx(-0.5)
+
+
+def test_circle_deviation_closed_form():
+    t = np.linspace(0, 2 * np.pi, 40, endpoint=False)
+    on = np.c_[2 * np.cos(t), 2 * np.sin(t), np.zeros_like(t)]
+    assert M.circle_deviation(on) == pytest.approx(0.0, abs=1e-12)
+    # radii alternating 2 (1 +- 0.1): the mean radius is 2, every point 0.2 off it -> 0.1
+    r = 2 * (1 + 0.1 * (-1) ** np.arange(40))
+    assert M.circle_deviation(np.c_[r * np.cos(t), r * np.sin(t), np.zeros_like(t)]) == pytest.approx(0.1)
+    # out of the plane by +-0.1 (alternating, so the centroid stays at 0): sqrt(0.1^2) / 2 = 0.05
+    z = 0.1 * (-1) ** np.arange(40)
+    assert M.circle_deviation(np.c_[2 * np.cos(t), 2 * np.sin(t), z]) == pytest.approx(0.05)
+
+
+def test_protocol_names_deviations_and_the_cluster_cov_parameter():
+    book = resolve("metric_analysis", "book")
+    assert book["cluster_cov"] == "bootstrap" and M.neuron_dims(book) == M.DECK_DIMS
+    md = M.protocol_markdown(book)
+    assert md.startswith("| item |") and "**deviation**" in md and "HAPT" in md
+    assert "**deviation**: not the report's estimator" not in md
+    assert "**deviation**: not the report's estimator" in M.protocol_markdown(dict(book, cluster_cov="student"))
+    with pytest.raises(ProfileError, match="bootstrap"):
+        resolve("metric_analysis", "smoke", dict(cluster_cov="sandwich"))
+    ds = M.load_task("iris", book, 0)
+    assert ds.n_features == book["iris_pca"] and M.task_spec("hapt", book)["widths"] == [book["hapt_curve_hidden"]]
+    assert M.task_spec("hapt", book, hidden=book["hapt_hidden"])["widths"] == [3]
 
 
 def test_student_prior_is_the_teacher_posterior_and_tiny_run():
-    params = resolve("metric_analysis", "smoke", dict(datasets=["iris"], n_seeds=1, iris_hidden=4, iris_epochs=3,
-                                                      iris_ks=[1, 2]))
-    out = M.run(params, progress=False)
-    curves, models = out["curves"], out["models"]
-    assert set(curves.metric) == {"euclidean", "w2"} and sorted(set(curves.k)) == [1, 2, 4]
-    full = curves[curves.k == 4]
-    # k = width: nothing is merged, both metrics give the student's own quality and parameter count
-    assert np.allclose(full.quality, models.student_quality.iloc[0]) and (full.param_fraction == 1.0).all()
-    k1 = curves[curves.k == 1].n_params.iloc[0]
-    assert models.n_params.iloc[0] - k1 == 3 * (4 + 1 + 3)
+    base = dict(datasets=["iris"], n_seeds=1, iris_hidden=4, iris_epochs=3, iris_ks=[1, 2])
+    outs = {}
+    for mode in ("bootstrap", "student"):
+        params = resolve("metric_analysis", "smoke", dict(base, cluster_cov=mode))
+        out = outs[mode] = M.run(params, progress=False)
+        curves, models = out["curves"], out["models"]
+        assert set(curves.metric) == {"euclidean", "w2"} and sorted(set(curves.k)) == [1, 2, 4]
+        full = curves[curves.k == 4]
+        # k = width: nothing is merged, both metrics give the clustered network's quality and parameter count,
+        # and the same (trivial) partition; so does k = 1
+        assert np.allclose(full.quality, models.clustered_quality.iloc[0]) and (full.param_fraction == 1.0).all()
+        assert (curves[curves.k.isin([1, 4])].ari == 1.0).all()
+        k1 = curves[curves.k == 1].n_params.iloc[0]
+        assert models.n_params.iloc[0] - k1 == 3 * (params["iris_pca"] + 1 + 3)
+        if mode == "bootstrap":  # the trained network itself is clustered
+            assert models.clustered_quality.iloc[0] == models.teacher_quality.iloc[0]
+    tab = M.contrast_table(outs["bootstrap"], outs["student"])
+    assert list(tab.covariances) == ["bootstrap", "student"] and tab["ARI (mean)"].between(-1, 1).all()
+    ari2 = outs["student"]["curves"].query("k == 2 and metric == 'w2'").ari.iloc[0]
+    assert tab.loc[1, "ARI (mean)"] == pytest.approx(ari2)  # k = 2 is the only k with 1 < k < 4
+    assert len(M.contrast_runs(dict(params, contrast_datasets=[]))["curves"]) == 0
     # Algorithm 1: the student's prior means are the teacher's neurons
     ds = M.load_task("iris", params, 0)
     spec = M.task_spec("iris", params)
