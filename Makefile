@@ -2,6 +2,8 @@
 #   make book                      build the whole site (book profile) into book/_build/html
 #   make test                      unit tests + smoke run of every notebook + book build from those
 #   make report NAME=parameter_relevance PROFILE=paper DEVICE=cuda SET="n_seeds=3"
+#   make companion NAME=parameter_relevance PROFILE=paper DEVICE=cuda   run one report at another scale and
+#                                  store it in book/scale/<profile>/ (a companion page beside the book's; commit it)
 #   make list                      list reports and profiles
 SHELL := /bin/bash
 PYTHON ?= python3.11
@@ -13,7 +15,7 @@ NAME ?=
 SET ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv book reports report test list lock data clean distclean
+.PHONY: all venv book reports report companion test list lock data clean distclean
 
 all: book
 
@@ -47,6 +49,10 @@ book: reports
 report: $(STAMP)
 	@test -n "$(NAME)" || { echo "usage: make report NAME=<report> [PROFILE=book|smoke|paper] [DEVICE=cpu|cuda] [SET='k=v ...']"; $(BIN)/python -m paramspace list; exit 2; }
 	$(BIN)/python -m paramspace run $(NAME) --profile $(PROFILE) $(if $(DEVICE),--device $(DEVICE)) $(foreach s,$(SET),--set $(s))
+
+companion: $(STAMP)
+	@test -n "$(NAME)" || { echo "usage: make companion NAME=<report> PROFILE=paper|smoke [DEVICE=cpu|cuda] [SET='k=v ...']"; $(BIN)/python -m paramspace list; exit 2; }
+	$(BIN)/python -m paramspace companion $(NAME) --profile $(PROFILE) $(if $(DEVICE),--device $(DEVICE)) $(foreach s,$(SET),--set $(s))
 
 list: $(STAMP)
 	$(BIN)/python -m paramspace list

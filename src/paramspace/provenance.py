@@ -57,13 +57,17 @@ def device_description(device: str, cpu_threads: int = 0) -> str:
 
 
 def _set_value(value) -> str:
-    """A parameter value as ``--set``/``SET=`` reads it back (JSON, no spaces: ``SET`` splits on them)."""
-    if isinstance(value, str) and value and " " not in value and value == str(value).strip():
-        import yaml
+    """A parameter value as ``--set``/``SET=`` reads it back: no spaces (``make`` splits ``SET`` on
+    them) and no double quotes (the command quotes ``SET="..."``); plain words stay bare, lists are
+    written in YAML flow style (``[wine,boston]``, ``[32,32]``)."""
+    import yaml
 
-        if yaml.safe_load(value) == value:  # a plain word reads back as itself
-            return value
-    return json.dumps(value, separators=(",", ":"))
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_set_value(v) for v in value) + "]"
+    if isinstance(value, str):
+        plain = bool(value) and not any(ch in value for ch in " ,[]{}:#'\"") and yaml.safe_load(value) == value
+        return value if plain else "'" + value.replace("'", "''") + "'"
+    return json.dumps(value)
 
 
 def rerun_command(report: str, params: dict, target: str = "report") -> str:
