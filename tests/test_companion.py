@@ -110,22 +110,27 @@ def test_labels_are_made_unique_on_the_companion_page():
 
 def test_scorecard_gains_a_column_group_per_companion_profile(tmp_path):
     CP.publish(tmp_path, FIXTURE)
-    before = write_scorecard(tmp_path).read_text()  # no book-profile ledgers here: "no ledger yet" rows
-    lines = before.strip().splitlines()
-    assert "`smoke` profile: the report's claims" in lines[0]
+    own = tmp_path / "metric_analysis.claims.json"  # a book-profile ledger for one report
+    shutil.copyfile(FIXTURE / "smoke" / f"{R}.claims.json", own)
+    text = write_scorecard(tmp_path).read_text()
+    table = text[text.index(":::{table}"):]
+    assert ":name: tab-scorecard-profiles" in table
+    lines = [ln for ln in table.splitlines() if ln.startswith("|")]
+    assert "`smoke` (the report pages): claims" in lines[0] and "`smoke` (companion pages): claims" in lines[0]
     n = count(read_ledger(FIXTURE / "smoke" / f"{R}.claims.json"))
-    row = next(ln for ln in lines if REPORTS[R].title in ln)
-    assert f"{{doc}}`{n['claims']} </reports/scale/smoke/{R}>` (**stale**)" in row
-    assert f"| {n['reproduced']} / {n['partly']} / {n['not reproduced']} / {n['indistinguishable']} |" in row
-    # every line of the table has the same number of cells
-    assert len({ln.count("|") for ln in lines}) == 1
-    other = next(ln for ln in lines if REPORTS["metric_analysis"].title in ln)
-    assert other.endswith(" — | — |")
+    verdicts = f"{n['reproduced']} / {n['partly']} / {n['not reproduced']} / {n['indistinguishable']}"
+    row = next(ln for ln in lines if f"</reports/{R}>" in ln)
+    assert row.endswith(f" no ledger yet | | {{doc}}`{n['claims']} </reports/scale/smoke/{R}>` (**stale**) | {verdicts} |")
+    ma = next(ln for ln in lines if "</reports/metric_analysis>" in ln)
+    assert ma.endswith(f" {n['claims']} | {verdicts} | — | — |")
+    assert lines[-1] == f"| **all reports** | **{n['claims']}** | **{verdicts}** | **{n['claims']}** | **{verdicts}** |"
+    assert len({ln.count("|") for ln in lines}) == 1  # every line has the same number of cells
 
 
 def test_scorecard_unchanged_without_companions(tmp_path):
-    lines = ["| a | b |", "|---|---|", "| r | 1 |", "| all | 1 |"]
-    assert CP.profile_columns(lines, [{"report": R}], tmp_path) == lines
+    shutil.copyfile(FIXTURE / "smoke" / f"{R}.claims.json", tmp_path / f"{R}.claims.json")
+    text = write_scorecard(tmp_path).read_text()
+    assert "tab-scorecard-profiles" not in text and CP.profile_columns([], tmp_path) == []
 
 
 def test_find_rejects_a_misplaced_or_incomplete_companion(tmp_path):
@@ -191,10 +196,9 @@ def test_rerun_command_reads_back_to_the_same_parameters():
 def test_toc_puts_companion_pages_under_every_report():
     toc = yaml.safe_load((project_root() / "book" / "_toc.yml").read_text())
     chapters = [ch for part in toc["parts"] for ch in part["chapters"]]
-    by_file = {ch["file"]: ch for ch in chapters}
-    for name in REPORTS:
-        ch = by_file[f"reports/{name}"]
-        assert {"glob": f"reports/scale/*/{name}"} in ch.get("sections", []), name
+    for name in REPORTS:  # the companions come right after the report's own page
+        i = chapters.index({"file": f"reports/{name}"})
+        assert chapters[i + 1] == {"glob": f"reports/scale/*/{name}"}, name
     conf = yaml.safe_load((project_root() / "book" / "_config.yml").read_text())
     assert "etoc.glob" in conf["sphinx"]["config"]["suppress_warnings"]
 

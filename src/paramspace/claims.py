@@ -297,9 +297,9 @@ def write_scorecard(directory: Path | None = None) -> Path:
     lines.append(f"| **all reports** | **{total['claims']}** | **{total['reproduced']}** | **{total['partly']}** | "
                  f"**{total['not reproduced']}** | **{total['indistinguishable']}** | **{total['borderline']}** | "
                  f"{total['ours']} / {total['check']} / {total['timing']} | |")
-    from .companion import profile_columns  # a column group per companion profile (e.g. paper)
+    from .companion import profile_columns  # verdicts per profile, with companion pages (e.g. paper)
 
-    lines = profile_columns(lines, rows, directory)
+    lines += profile_columns(rows, directory)
     path = directory / "scorecard.md"
     tmp = path.with_suffix(".md.tmp")
     tmp.write_text("\n".join(lines) + "\n")

@@ -270,35 +270,49 @@ def published(output_dir: Path | str) -> list[Companion]:
     return find(root) if root.exists() else []
 
 
-def profile_columns(lines: list[str], rows: list[dict], output_dir: Path | str) -> list[str]:
-    """Add to the scorecard's Markdown table (``lines``: header, separator, one line per row of
-    ``rows``, then the total line) a column group per companion profile present in ``output_dir``:
-    the report's claims counted in that profile's ledger (linking its page; *stale* when its inputs
-    changed since) and its verdicts (reproduced / partly / not reproduced / indistinguishable)."""
+def _counts_cells(ledger: Path) -> tuple[int, list[int]]:
     from .claims import count, read_ledger
+
+    n = count(read_ledger(ledger))
+    return n["claims"], [n["reproduced"], n["partly"], n["not reproduced"], n["indistinguishable"]]
+
+
+def profile_columns(rows: list[dict], output_dir: Path | str) -> list[str]:
+    """The scorecard's verdicts side by side, one column group per profile: the profile of the book's
+    own pages (the ledgers in ``output_dir``), then each companion profile present in ``output_dir``.
+    Per group: the report's claims counted (a companion's links its page and says *stale* when its
+    inputs changed since) and reproduced / partly / not reproduced / indistinguishable. Returns the
+    lines to append to ``scorecard.md`` (a blank line and a titled table), none without companions."""
+    from .pages import titled_table
 
     comps = [c for c in published(output_dir) if c.ledger.exists()]
     if not comps:
-        return lines
-    if len(lines) != len(rows) + 3:
-        raise ValueError(f"scorecard table has {len(lines)} lines for {len(rows)} reports; expected header, "
-                         "separator, one line per report and a total")
+        return []
+    output_dir = Path(output_dir)
+    own = sorted({p.strip() for r in rows for p in r.get("profile", "").split(",") if p.strip()}) or ["book"]
     profiles = sorted({c.profile for c in comps}, key=PROFILES.index)
     by = {(c.report, c.profile): c for c in comps}
-    head, sep, body, total = lines[0], lines[1], lines[2:-1], lines[-1]
-    for p in profiles:
-        head += f" `{p}` profile: the report's claims | `{p}`: reproduced / partly / not reproduced / indistinguishable |"
-        sep += "---|---|"
-        sums = [0, 0, 0, 0, 0]
-        for i, r in enumerate(rows):
+    verdicts = "reproduced / partly / not reproduced / indistinguishable"
+    head = "| report | " + f"`{', '.join(own)}` (the report pages): claims | {verdicts} |"
+    head += "".join(f" `{p}` (companion pages): claims | {verdicts} |" for p in profiles)
+    lines = [head, "|---|" + "---|---|" * (1 + len(profiles))]
+    sums = {p: [0, 0, 0, 0, 0] for p in ["", *profiles]}
+
+    def cells(key: str, ledger: Path, link: str = "", stale: bool = False) -> str:
+        n, v = _counts_cells(ledger)
+        sums[key] = [a + b for a, b in zip(sums[key], [n, *v])]
+        first = f"{{doc}}`{n} <{link}>`" if link else str(n)
+        return f" {first}{' (**stale**)' if stale else ''} | {' / '.join(map(str, v))} |"
+
+    for r in rows:
+        own_ledger = output_dir / f"{r['report']}.claims.json"
+        line = f"| {{doc}}`{r['title']} </reports/{r['report']}>` |"
+        line += cells("", own_ledger) if own_ledger.exists() else " no ledger yet | |"
+        for p in profiles:
             c = by.get((r["report"], p))
-            if c is None:
-                body[i] += " — | — |"
-                continue
-            n = count(read_ledger(c.ledger))
-            nums = [n["claims"], n["reproduced"], n["partly"], n["not reproduced"], n["indistinguishable"]]
-            sums = [a + b for a, b in zip(sums, nums)]
-            mark = " (**stale**)" if c.record.get("stale") else ""
-            body[i] += f" {{doc}}`{nums[0]} </{c.docname}>`{mark} | {' / '.join(map(str, nums[1:]))} |"
-        total += f" **{sums[0]}** | **{' / '.join(map(str, sums[1:]))}** |"
-    return [head, sep, *body, total]
+            line += cells(p, c.ledger, f"/{c.docname}", bool(c.record.get("stale"))) if c else " — | — |"
+        lines.append(line)
+    lines.append("| **all reports** |" + "".join(
+        f" **{sums[k][0]}** | **{' / '.join(map(str, sums[k][1:]))}** |" for k in ["", *profiles]))
+    title = "The report's claims under each profile, side by side (companion pages: runs at another scale)"
+    return ["", titled_table(title, "tab-scorecard-profiles", "\n".join(lines)).rstrip("\n")]
