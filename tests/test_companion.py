@@ -65,7 +65,13 @@ def test_stale_fixture_page_carries_the_banner(tmp_path):
     assert f'`make companion NAME={R} PROFILE=smoke SET="datasets=[wine]"`' in text
     # the banner comes right after the title, which names the profile
     i = nb.cells.index(banners[0])
-    assert nb.cells[i - 1].source.lstrip().startswith("# ") and "(`smoke` profile)" in nb.cells[i - 1].source
+    assert nb.cells[i - 1].source.lstrip().startswith("# ") and nb.cells[i - 1].source.endswith("(`smoke` profile)")
+    # nothing of the notebook is lost: its markdown, less the profile mark and the banner, is the original's
+    orig = nbformat.read(c.notebook, as_version=4)
+    md = lambda cells: "".join(x.source.replace(" (`smoke` profile)", "").replace("\n", "")  # noqa: E731
+                               for x in cells if x.cell_type == "markdown")
+    assert md(nb.cells[:i] + nb.cells[i + 1:]) == md(orig.cells)
+    assert sum(x.cell_type == "code" for x in nb.cells) == sum(x.cell_type == "code" for x in orig.cells)
     rec = json.loads((tmp_path / "scale" / "smoke" / f"{R}.inputs.json").read_text())
     assert rec["stale"] is True and rec["current_key"] == runner.input_key(R, c.record["params"])
     # the ledger and the source travel with the page (the footer's download link needs the .py)

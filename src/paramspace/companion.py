@@ -218,24 +218,26 @@ def page(c: Companion):
 
     nb = nbformat.read(c.notebook, as_version=4)
     labels, suffix = _labels(nb), f"-{c.profile}"
-    titled = False
+    title_at, rest = None, ""
     for i, cell in enumerate(nb.cells):
         fig = cell.metadata.get("mystnb", {}).get("figure", {})
         if fig.get("name") in labels:
             fig["name"] = fig["name"] + suffix
         if cell.cell_type == "markdown":
             cell.source = _relabel(cell.source, labels, suffix)
-            if not titled and re.match(r"\s*# ", cell.source):
+            if title_at is None and re.match(r"\s*# ", cell.source):
                 first, _, rest = cell.source.lstrip().partition("\n")
-                cell.source = f"{first} (`{c.profile}` profile)\n{rest}"
-                titled = i + 1
+                cell.source = f"{first} (`{c.profile}` profile)"
+                title_at = i
         for out in cell.get("outputs", []):
             md = out.get("data", {}).get("text/markdown")
             if md is not None:
                 out["data"]["text/markdown"] = _relabel("".join(md) if isinstance(md, list) else md, labels, suffix)
     note = nbformat.v4.new_markdown_cell(banner(c))
     note.metadata["tags"] = ["companion-banner"]
-    nb.cells.insert(titled or 0, note)
+    at = 0 if title_at is None else title_at + 1
+    # the title cell is split: its heading, the banner, then the rest of the cell
+    nb.cells[at:at] = [note] + ([nbformat.v4.new_markdown_cell(rest.lstrip("\n"))] if rest.strip() else [])
     return nb
 
 
