@@ -58,7 +58,7 @@ def test_stale_fixture_page_carries_the_banner(tmp_path):
     banners = [cell for cell in nb.cells if "companion-banner" in cell.metadata.get("tags", [])]
     assert len(banners) == 1
     text = banners[0].source
-    assert text.startswith(":::{warning}")
+    assert text.startswith(":::{admonition} Stale: the library has changed") and ":class: warning" in text
     assert f"produced at commit `{c.record['commit']}` with the `smoke` profile" in text
     assert "the library has changed" in text.lower()
     assert f'`make report NAME={R} PROFILE=smoke SET="datasets=[wine]"`' in text
@@ -84,7 +84,8 @@ def test_fresh_companion_gets_a_note_not_a_warning(tmp_path):
     (c,) = CP.find(d)
     assert not c.stale
     text = CP.banner(c)
-    assert text.startswith(":::{note}") and "warning" not in text and "changed" not in text
+    assert text.startswith(":::{admonition} Executed elsewhere with the `smoke` profile\n:class: note")
+    assert "warning" not in text and "changed" not in text
 
 
 def test_publish_replaces_what_an_earlier_build_left(tmp_path):

@@ -199,13 +199,13 @@ def banner(c: Companion) -> str:
     rerun = (f"`{rerun_command(c.report, rec['params'], 'companion')}` (the same run as "
              f"`{rerun_command(c.report, rec['params'])}`, stored in `book/scale/` for committing)")
     if c.stale:
-        return (f":::{{warning}} Stale: the library has changed since this page was produced\n"
+        return (f":::{{admonition}} Stale: the library has changed since this page was produced\n:class: warning\n\n"
                 f"This page was {where}; the book build does not re-execute it. The library has changed "
                 f"since: the runner's input key recorded with it, `{rec['key'][:16]}…`, differs from the key "
                 f"of the current inputs for the same report and parameters, `{c.current_key[:16]}…`. "
                 f"Its numbers may no longer be what the current code gives. Rerun with {rerun}.\n"
                 f"Compare with {book}.\n:::\n")
-    return (f":::{{note}} Executed elsewhere at the `{c.profile}` profile\n"
+    return (f":::{{admonition}} Executed elsewhere with the `{c.profile}` profile\n:class: note\n\n"
             f"This page was {where}; the book build does not re-execute it. Its recorded input key "
             f"`{rec['key'][:16]}…` equals the key of the current inputs, so the current library would run the "
             f"same computation. Compare with {book}; rerun with {rerun}.\n:::\n")
