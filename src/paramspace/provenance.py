@@ -133,7 +133,7 @@ class Provenance:
                 ("parameters", params), ("package versions", vers),
                 ("runner input key", f"`{r['input_key']}`"),
                 ("rerun this page", f"`{r['rerun']}`"),
-                ("source", f"{{download}}`{self.report}.py` (jupytext; the executed notebook is this page)")]
+                ("source", f"{{download}}`{self.report}.py` (the jupytext source this page was executed from)")]
         return "| provenance | |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
 
     def show(self):
