@@ -131,6 +131,9 @@ def store(report: str, profile: str = "paper", overrides: dict | None = None,
     dest = Path(directory) if directory is not None else scale_dir()
     dest = dest / profile
     key, commit = input_key(report, params), git_commit()
+    if "uncommitted" in commit:
+        log(f"[{report}] warning: the working tree has uncommitted changes in src/, notebooks/ or the lock "
+            f"file; the companion records commit {commit!r}: commit them first so that it names the code it ran")
     with tempfile.TemporaryDirectory(prefix=f"companion-{report}-") as tmp:
         t0 = _dt.datetime.now(_dt.timezone.utc)
         run_report(report, profile, overrides, output_dir=tmp, force=True, log=log)
