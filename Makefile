@@ -3,6 +3,8 @@
 #   make test                      unit tests + smoke run of every notebook + book build from those
 #   make report NAME=parameter_relevance PROFILE=paper DEVICE=cuda SET="n_seeds=3 hidden=[8, 8]"
 #   make show NAME=parameter_relevance PROFILE=paper SET="..."   the parameters a run would use
+#   make companion NAME=parameter_relevance PROFILE=paper DEVICE=cuda   run one report at another scale and
+#                                  store it in book/scale/<profile>/ (a companion page beside the book's; commit it)
 #   make list                      list reports and profiles
 #   make data                      verify data/ and restore missing, empty or corrupt files from the mirror
 #   make bench                     peak memory of the Hessian at the paper sizes -> BENCHMARKS.md
@@ -20,7 +22,7 @@ STAMP := $(VENV)/.installed
 # `make report SET="hidden=[8, 8]"` and names with spaces or quotes stay one word each.
 export NAME SET PROFILE DEVICE DATA_MIRROR
 
-.PHONY: all venv book reports report show test list lock data bench clean distclean
+.PHONY: all venv book reports report show companion test list lock data bench clean distclean
 
 all: book
 
@@ -58,6 +60,10 @@ show: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python tools/bench_hessian.py --write
+
+companion: $(STAMP)
+	@test -n "$$NAME" || { echo "usage: make companion NAME=<report> PROFILE=paper|smoke [DEVICE=cpu|cuda] [SET='k=v ...']"; $(BIN)/python -m paramspace list; exit 2; }
+	$(BIN)/python -m paramspace companion "$$NAME" --profile "$$PROFILE" $${DEVICE:+--device "$$DEVICE"} --set-string "$$SET"
 
 list: $(STAMP)
 	$(BIN)/python -m paramspace list

@@ -1,4 +1,4 @@
-"""Command line: ``python -m paramspace {list,show,run,all}``.
+"""Command line: ``python -m paramspace {list,show,run,all,companion}``.
 
 Examples::
 
@@ -7,6 +7,7 @@ Examples::
     python -m paramspace run parameter_relevance --profile smoke --set n_seeds=3 --set "hidden=[32, 32]"
     python -m paramspace run parameter_relevance --profile paper --device cuda
     python -m paramspace all --profile book
+    python -m paramspace companion parameter_relevance --profile paper --device cuda   # -> book/scale/paper/
 """
 
 from __future__ import annotations
@@ -123,10 +124,14 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=f"{name} one report's parameters" if name == "show" else "run one report")
         p.add_argument("report", help=f"one of: {', '.join(REPORTS)}")
     p_all = sub.add_parser("all", help="run every report")
-    for p in (sub.choices["show"], sub.choices["run"], p_all):
+    p_comp = sub.add_parser("companion", help="run one report with another profile and store it in book/scale/"
+                                              "<profile>/ as a companion page, for committing")
+    p_comp.add_argument("report", help=f"one of: {', '.join(REPORTS)}")
+    p_comp.add_argument("--dir", default=None, help="companion folder (default: book/scale)")
+    for p in (sub.choices["show"], sub.choices["run"], p_all, p_comp):
         p.add_argument("--profile", default="book", help=f"one of {PROFILES} (default: book)")
         p.add_argument("--device", default=None, help="auto, cpu or cuda (overrides the profile)")
-    for p in (sub.choices["show"], sub.choices["run"]):
+    for p in (sub.choices["show"], sub.choices["run"], p_comp):
         p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                        help="override one parameter (YAML value), repeatable")
     for p in (sub.choices["run"], p_all):
@@ -134,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--force", action="store_true", help="run even if the inputs are unchanged")
     sub.choices["run"].add_argument("--no-wait", action="store_true",
                                     help="fail at once if this report is already running into --out")
-    for p in (sub.choices["show"], sub.choices["run"]):
+    for p in (sub.choices["show"], sub.choices["run"], p_comp):
         p.add_argument("--set-string", default=None, metavar="'K=V K=V'",
                        help="overrides as one string, split like a shell line (make's SET)")
     args = ap.parse_args(argv)
@@ -156,7 +161,11 @@ def main(argv: list[str] | None = None) -> int:
         from .runner import ReportFailed, run_all, run_report
 
         try:
-            if args.cmd == "run":
+            if args.cmd == "companion":
+                from .companion import store
+
+                store(args.report, args.profile, overrides, args.dir)
+            elif args.cmd == "run":
                 run_report(args.report, args.profile, overrides, args.out, args.force, wait=not args.no_wait)
             else:
                 run_all(args.profile, args.out, args.force, args.device)

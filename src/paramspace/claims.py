@@ -315,6 +315,9 @@ def write_scorecard(directory: Path | None = None, stamped: bool = True) -> Path
     lines.append(f"| **all reports** | **{total['claims']}** | **{total['reproduced']}** | **{total['partly']}** | "
                  f"**{total['not reproduced']}** | **{total['indistinguishable']}** | **{total['borderline']}** | "
                  f"{total['ours']} / {total['check']} / {total['timing']} | |")
+    from .companion import profile_columns  # verdicts per profile, with companion pages (e.g. paper)
+
+    lines += profile_columns(rows, directory)
     path = directory / "scorecard.md"
     _atomic_write(path, "\n".join(lines) + "\n")
     return path

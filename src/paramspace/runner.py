@@ -381,12 +381,15 @@ def _execute(rep, report: str, profile: str, params: dict, src: Path, private: P
 
 def run_all(profile: str = "book", output_dir=None, force: bool = False, device: str | None = None,
             log=print) -> list[Path]:
-    """Run every report (in order; stop at the first failure), then write the claims scorecard."""
+    """Run every report (in order; stop at the first failure), publish the committed companion pages
+    (other profiles, never re-executed; see :mod:`paramspace.companion`), then write the scorecard."""
     from .claims import write_scorecard
+    from .companion import publish
 
     overrides = {"device": device} if device else None
     for name in REPORTS:  # every report's parameters (and cross-parameter rules) before any compute
         resolve(name, profile, overrides)
     outs = [run_report(name, profile, overrides, output_dir, force, log=log) for name in REPORTS]
+    publish(Path(output_dir) if output_dir is not None else default_output_dir())
     write_scorecard(Path(output_dir) if output_dir is not None else default_output_dir())
     return outs
