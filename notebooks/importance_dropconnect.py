@@ -171,10 +171,34 @@ plots.setup()
 # All DropConnect variants drop the same expected number of weights per layer.
 #
 # **The regime.** "Importance DropConnect beats DropConnect early" means something only where
-# DropConnect is worth using, i.e. where plain DropConnect helps over no dropout. REGIME_TEXT
+# DropConnect is worth using, i.e. where plain DropConnect helps over no dropout. The
+# former book setting (2000 training images, 12 epochs) was not one: in a check of ours on three
+# seeds, plain DropConnect ended *below* no dropout in test accuracy (0.793, 0.792, 0.796 against
+# 0.829, 0.816, 0.851) and not consistently better in test loss (0.579, 0.554, 0.511 against 0.567,
+# 0.610, 0.459); a drop rate of 0.5 was worse still (test accuracy 0.742 and 0.747 on two seeds).
+# DropConnect regularises, so it pays where the unregularised network overfits. We therefore cut the
+# training set to 500 images and trained longer: with 40 epochs, no dropout reached 100% training
+# accuracy and its test loss climbed to 1.10, 1.14, 1.00, while DropConnect's stayed at 0.65, 0.63,
+# 0.75; test accuracy was about equal (0.799, 0.792, 0.803 without dropout, 0.796, 0.794, 0.762
+# with DropConnect). The book profile keeps 500 images and trains 24 epochs (the time budget). The
+# regime was chosen by training only no dropout and plain DropConnect, never the importance methods,
+# and its condition is checked again on this run's seeds by the two "regime" rows of
+# {numref}`tab-r3-claims`. What it establishes is that DropConnect helps in **test loss** (the deck's
+# $L$, in which it also defines the GAP); in test accuracy DropConnect does not beat no dropout on
+# this stand-in, and the page says so rather than search further.
 #
 # "Early in training" is the first `early_epochs` epochs (a quarter of the run). The importance
-# hyperparameters ($\eta$, $\gamma$, $\tau$, $k_{\min}$) IMPORTANCE_HP_TEXT
+# hyperparameters ($\eta$, $\gamma$, $\tau$, $k_{\min}$) $\eta = 300$, $\gamma = 0.1$ and $k_{\min} = 0.5$
+# were chosen earlier on this stand-in with the split-batch objective, looking only at the
+# importances, never at the claims. With the deck's same-batch objective we kept them and lowered
+# $\tau$ from $10^{-3}$ to $10^{-4}$: on a trial run of ours (500 images, 30 epochs, one seed),
+# $\tau = 10^{-3}$ held every layer at the uniform point (effective fraction 0.997 at the end, so
+# importance DropConnect + KL was plain DropConnect), because $\gamma |g_j g'_j|$ is small, at most
+# $10^{-4}$ in the largest layer and $3 \cdot 10^{-4}$ to $6 \cdot 10^{-3}$ in the others for a network
+# of ours after six epochs, and the KL optimum $w_j \propto \exp(\gamma g_j g'_j / \tau)$ is then flat.
+# At $\tau = 10^{-4}$ it can single out a group of weights, the deck's stated aim. The same rule (look
+# at the importances, not at the claims) chose it. {numref}`fig-r3-sensitivity` shows the result for
+# $\tau \in \{0, 10^{-4}, 10^{-3}\}$ and two values of $k_{\min}$.
 
 # %% tags=["hide-input"]
 display(Markdown(importance.describe_run(P)))

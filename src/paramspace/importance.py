@@ -10,11 +10,15 @@ one importance-weighted gradient step on the weights ``a``,
 
 (the KL of each layer scaled by its size, so that ``tau`` acts per weight; see
 :func:`importance_objective`), by mirror descent with the entropy mirror map (exponentiated
-gradient, :func:`eg_step`).  The inner gradient is taken on one half of a minibatch ``(x, y)`` and the loss after the step on the other
-half ``(x', y')``, so that a weight is important when a step along its gradient lowers the loss on
-*other* data.  ``grad_a L`` does not depend on ``w``, so ``dJ/dw = -gamma * g * g'`` (``g'`` the
-gradient at the stepped weights) plus the KL term; :func:`importance_grad` gets it by autograd
-through ``torch.func.functional_call``.
+gradient, :func:`eg_step`).  By default (the deck's objective) ``(x', y') = (x, y)``: the gradient
+inside the step and the loss after it use the same minibatch, and to first order a weight is
+important when its squared gradient is large.  The option ``importance_data = "split"`` (ours)
+takes the gradient on one half of the minibatch and the loss after the step on the other half, so
+that a weight is important when a step along its gradient lowers the loss on *other* data
+(:func:`importance_batches`).  ``grad_a L`` does not depend on ``w``, so ``dJ/dw = -gamma * g * g'``
+(``g'`` the gradient at the stepped weights) plus the KL term; :func:`importance_grad` gets it by
+autograd through ``torch.func.functional_call``.  :func:`collapse_check` solves the problem to
+convergence at fixed weights (the deck's "without KL mirror descent converges to one weight").
 
 **DropConnect.**  Each masked weight ``a_j`` is kept with probability ``k_j`` and, when kept,
 rescaled by ``1 / k_j`` (so the masked weight equals ``a_j`` in expectation and evaluation uses the
