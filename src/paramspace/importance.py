@@ -214,7 +214,7 @@ def importance_batches(x, y, mode: str = "same"):
 
 
 def collapse_check(model: nn.Module, x, y, *, eta: float, gamma: float, taus, steps: int,
-                   record=None, layer_step: float | None = None) -> pd.DataFrame:
+                   record=None, layer_step: float | None = None, tol: float = 1e-7) -> pd.DataFrame:
     """Mirror descent on the importance problem *solved to convergence* at fixed weights, as the
     deck states its collapse: on one fixed batch ``(x, y)`` (same data inside and after the step),
     starting from uniform importances, ``steps`` exponentiated-gradient steps for every ``tau`` in
@@ -229,7 +229,10 @@ def collapse_check(model: nn.Module, x, y, *, eta: float, gamma: float, taus, st
     ``layer_step`` in the first step, whatever the scale of its gradients.  The problem and its
     solutions are the same; only the speed of reaching them differs, which is what a check of the
     *converged* solution needs within a fixed number of steps (with one ``eta``, a layer whose
-    gradients are a thousand times smaller moves a thousand times more slowly)."""
+    gradients are a thousand times smaller moves a thousand times more slowly).
+
+    A run stops early once no importance moves by more than ``tol`` in one step (converged); its
+    last state is then recorded at the remaining recorded steps."""
     if record is None:
         record = sorted({0, steps, *np.unique(np.geomspace(1, steps, 12).astype(int)).tolist()})
     record = set(record)
@@ -247,9 +250,17 @@ def collapse_check(model: nn.Module, x, y, *, eta: float, gamma: float, taus, st
             if step in record:
                 for k, wk in w.items():
                     rows.append(dict(tau=float(tau), step=step, layer=k, size=wk.numel(), objective=val,
-                                     eta=etas[k], **importance_stats(wk)))
+                                     eta=etas[k], converged=False, **importance_stats(wk)))
             if step < steps:
-                w = {k: eg_step(w[k], grad[k], etas[k]) for k in w}
+                new = {k: eg_step(w[k], grad[k], etas[k]) for k in w}
+                moved = max(float((new[k] - w[k]).abs().max()) for k in w)
+                w = new
+                if moved <= tol:  # converged: the state no longer changes
+                    last = [r for r in rows if r["tau"] == float(tau) and r["step"] == max(
+                        q for q in record if q <= step)]
+                    for later in sorted(q for q in record if q > step):
+                        rows += [{**r, "step": later, "converged": True} for r in last]
+                    break
     return pd.DataFrame(rows)
 
 
@@ -495,6 +506,9 @@ def check_params(params: dict) -> dict:
     if bad:
         raise ProfileError(f"importance_dropconnect: grid_min_keep values {bad} must be at most "
                            f"1 - drop_rate = {1 - params['drop_rate']:.3g}")
+    if params.get("collapse_seeds", 1) > params["n_seeds"]:
+        raise ProfileError(f"importance_dropconnect: collapse_seeds = {params['collapse_seeds']} must be at most "
+                           f"n_seeds = {params['n_seeds']}")
     if params.get("grid_seeds", 1) > params["n_seeds"]:
         raise ProfileError(f"importance_dropconnect: grid_seeds = {params['grid_seeds']} must be at most "
                            f"n_seeds = {params['n_seeds']}")
@@ -547,7 +561,7 @@ def _run(params: dict, dev: torch.device, progress: bool) -> dict:
         timing.append(dict(method=method, seed=seed, seconds=out["seconds"]))
         if out["importance"] is not None:
             imps[method][seed] = torch.cat([v.reshape(-1) for v in out["importance"].values()]).double().numpy()
-        if method == "importance_dc":
+        if method == "importance_dc" and seed < params["seed"] + params["collapse_seeds"]:
             # the deck's collapse statement: mirror descent solved to convergence, with and without
             # KL, at the weights this run ends with (trained under importance DropConnect without KL)
             x, y = next(iter(data.eval_batches("train", params["batch_size"])))
@@ -559,7 +573,7 @@ def _run(params: dict, dev: torch.device, progress: bool) -> dict:
     curves["gap_acc"] = curves["train_acc"] - curves["test_acc"]
     curves["gap_loss"] = curves["test_loss"] - curves["train_loss"]
     return {"curves": curves, "importances": imps, "timing": pd.DataFrame(timing),
-            "collapse": pd.concat(collapse, ignore_index=True)}
+            "collapse": pd.concat(collapse, ignore_index=True)}  # the first collapse_seeds seeds
 
 
 def sensitivity(params: dict, curves: pd.DataFrame, progress: bool = False) -> pd.DataFrame:

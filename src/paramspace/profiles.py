@@ -246,6 +246,7 @@ IMPORTANCE = Report(
                                  lambda v: v in ("same", "split"), "one of ('same', 'split')"),
         "collapse_steps": positive_int("mirror-descent steps of the collapse check (importance problem solved at fixed "
                                        "trained weights on one batch, from uniform)"),
+        "collapse_seeds": positive_int("seeds of the collapse check (the first ones of the main run; <= n_seeds)"),
         "collapse_layer_step": positive_float("collapse check: largest change of a log-importance in the first mirror-"
                                               "descent step, per layer (the step is scaled per layer; see collapse_check)"),
         "collapse_share": Param(float, "ours: a layer counts as collapsed to one weight when its largest share "
@@ -269,17 +270,18 @@ IMPORTANCE.profiles = {
     "smoke": {**_id_common, **dict(profile="smoke", device="cpu", n_seeds=2, dataset="fashion-mnist", arch="cnn",
                                    width=4, n_train=256, n_test=256, augment=False, epochs=3, batch_size=64,
                                    optimizer="adam", lr=0.003, weight_decay=0.0, early_epochs=1, cpu_threads=1,
-                                   collapse_steps=20, grid_min_keep=[0.5, 0.7], grid_tau=[0.0, 1e-3], grid_seeds=1)},
+                                   collapse_steps=20, collapse_seeds=2, grid_min_keep=[0.5, 0.7], grid_tau=[0.0, 1e-3],
+                                   grid_seeds=1)},
     "book": {**_id_common, **dict(profile="book", device="auto", n_seeds=5, dataset="fashion-mnist", arch="cnn",
                                   width=8, n_train=500, n_test=1000, augment=False, epochs=24, batch_size=64,
                                   optimizer="adam", lr=0.003, weight_decay=0.0, early_epochs=6, cpu_threads=1,
-                                  collapse_steps=200, grid_min_keep=[0.1, 0.5], grid_tau=[0.0, 1e-4, 1e-3],
-                                  grid_seeds=3)},
+                                  collapse_steps=1000, collapse_seeds=3, grid_min_keep=[0.1, 0.5],
+                                  grid_tau=[0.0, 1e-4, 1e-3], grid_seeds=3)},
     "paper": {**_id_common, **dict(profile="paper", device="auto", n_seeds=5, dataset="cifar10", arch="resnet18",
                                    width=8, n_train=50000, n_test=10000, augment=True, epochs=50, batch_size=128,
                                    optimizer="sgd", lr=0.1, weight_decay=5e-4, early_epochs=5, cpu_threads=0,
-                                   collapse_steps=1000, grid_min_keep=[0.1, 0.5], grid_tau=[0.0, 1e-4, 1e-3],
-                                   grid_seeds=2)},
+                                   collapse_steps=2000, collapse_seeds=2, grid_min_keep=[0.1, 0.5],
+                                   grid_tau=[0.0, 1e-4, 1e-3], grid_seeds=2)},
 }
 
 _FR_DATASETS = ("mnist", "fashion-mnist", "cifar10", "cifar100", "svhn")
