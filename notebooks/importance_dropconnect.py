@@ -346,8 +346,9 @@ display(Markdown(titled_table("Sensitivity grid: early test accuracy minus DropC
 # number is a per-seed paired difference (same initial weights and minibatch order), with a 95%
 # Student-t interval over seeds. **Reproduced** if the interval lies above zero, **partly** if the mean
 # is positive but the interval reaches zero, **not reproduced** if the mean is not positive. Rows of
-# kind "the report" are the deck's statements; rows of kind "ours" (our regime condition, the end of
-# training, the gaps, the importances as trained) are shown but not counted in the scorecard
+# kind "the report" are the deck's statements; rows of kind "ours" (our regime condition, early test
+# loss, the end of training, the gaps, the importances as trained) are shown but not counted in the
+# scorecard
 # ({numref}`tab-r3-claims`). The deck gives no numbers, only figures, so its column quotes what its
 # figures and conclusions state. The ledger is also written to `importance_dropconnect.claims.json`
 # for the collection's scorecard. The choices of ours that decide verdicts are in
