@@ -268,6 +268,19 @@ def test_fit_is_deterministic(fit_params):
     assert strip(runs[0]) == strip(runs[1])
 
 
+def test_fit_uses_the_importance_data_option(fit_params):
+    # the deck's same-batch objective (default) and our split-batch option learn different importances
+    outs = {}
+    for mode in ("same", "split"):
+        I.seed_everything(0)
+        outs[mode] = I.fit(I.small_cnn(1, 10, 4, 28), _toy_data(), "importance_dc",
+                           {**fit_params, "importance_data": mode}, 0, torch.device("cpu"))["importance"]
+    assert fit_params["importance_data"] == "same"
+    assert any(not torch.allclose(outs["same"][k], outs["split"][k]) for k in outs["same"])
+    for w in outs["split"].values():
+        assert float(w.sum()) == pytest.approx(w.numel(), rel=1e-6)
+
+
 def test_check_params():
     P = resolve("importance_dropconnect", "smoke")
     I.check_params(P)

@@ -854,8 +854,10 @@ def describe_run(params: dict) -> str:
     return (f"**This run:** {describe(params)}. DropConnect rate $p$ = {params['drop_rate']}, "
             f"$k_{{\\min}}$ = {params['min_keep']}; importances: $\\eta$ = {params['importance_lr']:g}, "
             f"$\\gamma$ = {params['importance_gamma']:g}, $\\tau$ = {params['importance_tau']:g} (+ KL variant), "
-            f"{params['importance_steps']} mirror-descent step(s) every {params['importance_every']} minibatch(es); "
-            f"profile `{params['profile']}`.")
+            f"{params['importance_steps']} mirror-descent step(s) every {params['importance_every']} minibatch(es), "
+            + ("objective on the same minibatch (the deck's); " if params.get("importance_data", "same") == "same"
+               else "objective split across two halves of the minibatch (our option); ")
+            + f"profile `{params['profile']}`.")
 
 
 def importance_histogram_data(importances: dict, seed: int) -> dict[str, np.ndarray]:
