@@ -250,12 +250,16 @@ plt.show()
 # The deck's statement is about the importance problem itself: without the regulariser *mirror
 # descent converges* to a degenerate solution, all importances zero except one. During training the
 # importances get one mirror-descent step per minibatch while the weights move, so they never
-# converge to the solution of any one problem; what they look like at the end of training
-# ({numref}`fig-r3-histogram`) is not what the deck's sentence is about. We therefore check it as
+# converge to the solution of any one problem; how concentrated they are at the end of training
+# ({numref}`fig-r3-histogram`) is a row of ours, not the deck's sentence. We therefore check it as
 # stated: at the weights each seed's network ends with (trained with importance DropConnect without
-# KL), on one fixed training batch (same data inside and after the step, as in the deck), mirror
-# descent from uniform importances with the training step $\eta$ for `collapse_steps` steps, with
-# $\tau = 0$ and with the page's $\tau$. A layer counts as collapsed when its largest share
+# KL; the first `collapse_seeds` seeds), on one fixed training batch (same data inside and after the
+# step, as in the deck), mirror descent from uniform importances with $\tau = 0$ and with the page's
+# $\tau$, until no importance moves any more or for at most `collapse_steps` steps. The step is set
+# per layer (`collapse_layer_step`: the largest change of a log-importance in the first step), since
+# with the one training step $\eta$ the largest layer, whose gradients are smallest, would barely move
+# in that many steps; the problem and its solutions do not depend on the step. A layer counts as
+# collapsed when its largest share
 # $\max_j w_j / |X_i|$ (1 at a vertex, $1/|X_i|$ at the centre) exceeds our threshold
 # `collapse_share`; {numref}`fig-r3-collapse` shows every layer's largest share against the step.
 
