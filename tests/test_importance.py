@@ -268,6 +268,19 @@ def test_fit_is_deterministic(fit_params):
     assert strip(runs[0]) == strip(runs[1])
 
 
+def test_fit_uses_the_importance_data_option(fit_params):
+    # the deck's same-batch objective (default) and our split-batch option learn different importances
+    outs = {}
+    for mode in ("same", "split"):
+        I.seed_everything(0)
+        outs[mode] = I.fit(I.small_cnn(1, 10, 4, 28), _toy_data(), "importance_dc",
+                           {**fit_params, "importance_data": mode}, 0, torch.device("cpu"))["importance"]
+    assert fit_params["importance_data"] == "same"
+    assert any(not torch.allclose(outs["same"][k], outs["split"][k]) for k in outs["same"])
+    for w in outs["split"].values():
+        assert float(w.sum()) == pytest.approx(w.numel(), rel=1e-6)
+
+
 def test_check_params():
     P = resolve("importance_dropconnect", "smoke")
     I.check_params(P)
@@ -275,6 +288,16 @@ def test_check_params():
         I.check_params({**P, "min_keep": 0.9, "drop_rate": 0.3})
     with pytest.raises(ProfileError, match="early_epochs"):
         I.check_params({**P, "early_epochs": P["epochs"]})
+    with pytest.raises(ProfileError, match="grid_min_keep"):
+        I.check_params({**P, "grid_min_keep": [0.5, 0.8], "drop_rate": 0.3})
+    with pytest.raises(ProfileError, match="collapse_seeds"):
+        I.check_params({**P, "collapse_seeds": P["n_seeds"] + 1})
+    with pytest.raises(ProfileError, match="grid_seeds"):
+        I.check_params({**P, "grid_seeds": P["n_seeds"] + 1})
+    with pytest.raises(ProfileError, match="importance_data"):
+        resolve("importance_dropconnect", "smoke", {"importance_data": "halves"})
+    with pytest.raises(ProfileError):
+        resolve("importance_dropconnect", "smoke", {"grid_tau": [-1.0]})
     with pytest.raises(ProfileError, match="resnet18"):
         I.check_params({**P, "arch": "resnet18"})
     with pytest.raises(ProfileError):
@@ -283,34 +306,138 @@ def test_check_params():
     assert resolve("importance_dropconnect", "paper")["dataset"] == "cifar10"
 
 
+def _collapse_frame(shares_tau0, shares_tau, tau=1e-3, steps=10):
+    """A collapse-check table: per seed two layers, the largest share at step 0 and at ``steps``."""
+    rows = []
+    for s, (a, b) in enumerate(zip(shares_tau0, shares_tau)):
+        for t, v in ((0.0, a), (tau, b)):
+            for layer, size in (("0.weight", 100), ("3.weight", 400)):
+                rows.append(dict(tau=t, step=0, layer=layer, size=size, objective=1.0, max_share=1 / size,
+                                 effective_fraction=1.0, seed=s))
+                rows.append(dict(tau=t, step=steps, layer=layer, size=size, objective=0.5, max_share=v,
+                                 effective_fraction=0.5, seed=s))
+    return pd.DataFrame(rows)
+
+
 def test_claims_follow_from_the_numbers():
-    P = {**resolve("importance_dropconnect", "smoke"), "epochs": 4, "early_epochs": 2}
+    P = {**resolve("importance_dropconnect", "smoke"), "epochs": 4, "early_epochs": 2, "collapse_share": 0.5}
     rows = []
     for s in range(3):
         for m in I.METHODS:
             bonus = {"no_dropout": 0.0, "dropconnect": 0.0, "importance_dc": -0.01, "importance_dc_kl": 0.05}[m]
             for e in range(1, 5):
-                acc = 0.5 + 0.1 * e + (bonus if e <= 2 else 0.0) + 0.001 * s
+                acc = 0.5 + 0.1 * e + (bonus if e <= 2 else 0.0) + 0.001 * s - (0.03 if m == "no_dropout" and e == 4 else 0)
                 tr = acc + (0.2 if m == "no_dropout" else 0.1)
-                rows.append(dict(method=m, seed=s, epoch=e, test_acc=acc, train_acc=tr,
+                rows.append(dict(method=m, seed=s, epoch=e, test_acc=acc, train_acc=tr, test_loss=1 - acc,
                                  effective_fraction=(0.9 if m == "importance_dc_kl" else 0.01 + 0.001 * s)
+                                 if m.startswith("importance") else np.nan,
+                                 max_share=(0.01 if m == "importance_dc_kl" else 0.2 + 0.01 * s)
                                  if m.startswith("importance") else np.nan))
     curves = pd.DataFrame(rows)
     curves["gap_acc"] = curves["train_acc"] - curves["test_acc"]
-    ledger = I.claims(curves, P)
+    collapse = _collapse_frame([0.95, 0.99, 0.97], [0.01, 0.01, 0.01])
+    ledger = I.claims(curves, P, collapse)
     by = {c.claim.split(" (")[0]: c for c in ledger}
     assert all(c.verdict in VERDICTS and c.verdict == verdict_paired(c.evidence) for c in ledger)
+    # the deck's statements are kind "report" and say where they stand; everything else is ours
+    report = [c for c in ledger if c.kind == "report"]
+    assert len(report) == 4 and all(c.deck for c in report)
+    assert all(c.kind == "ours" for c in ledger if "end of training" in c.claim or "gap" in c.claim)
+    assert all(c.kind == "ours" for c in ledger if "not claimed" in c.report_value)
     early_kl = by["importance DropConnect + KL beats plain DropConnect early in training"]
-    assert early_kl.evidence == pytest.approx([5.0] * 3) and early_kl.verdict == "reproduced"
+    assert early_kl.kind == "report" and early_kl.evidence == pytest.approx([5.0] * 3)
+    assert early_kl.verdict == "reproduced"
     assert by["importance DropConnect beats plain DropConnect early in training"].verdict == "not reproduced"
     late = by["importance DropConnect + KL beats plain DropConnect at the end of training"]
-    assert late.evidence == pytest.approx([0.0] * 3) and late.verdict == "not reproduced"
+    assert late.kind == "ours" and late.evidence == pytest.approx([0.0] * 3) and late.verdict == "not reproduced"
+    regime_loss, regime_acc = [c for c in ledger if c.claim.startswith("in this regime")]
+    assert regime_acc.kind == "ours" and regime_acc.evidence == pytest.approx([3.0] * 3)  # DropConnect 3 pp above
+    assert regime_loss.kind == "ours" and regime_loss.evidence == pytest.approx([0.03] * 3)  # loss 1 - acc: 0.03 below
+    early_loss = [c for c in ledger if "early in training in test loss" in c.claim]
+    assert [c.kind for c in early_loss] == ["ours", "ours"]
+    assert early_loss[0].evidence == pytest.approx([0.05] * 3) and early_loss[1].evidence == pytest.approx([-0.01] * 3)
+    assert I.short_label(early_loss[0])[0].startswith("early test loss")
     gap = [c for c in ledger if "gap" in c.claim]
-    assert gap[0].evidence == pytest.approx([10.0] * 3) and gap[0].verdict == "reproduced"
-    assert gap[1].evidence == pytest.approx([0.0] * 3, abs=1e-9)
-    assert ledger[-1].verdict == "reproduced" and "KL" in ledger[-1].claim
+    assert gap[0].evidence == pytest.approx([0.0] * 3, abs=1e-9)  # importance + KL vs DropConnect: same gap
+    assert gap[1].evidence == pytest.approx([10.0] * 3)  # DropConnect vs no dropout: gaps 0.2 and 0.1
+    spread = by["the KL regulariser keeps the importances spread out"]
+    assert spread.kind == "report" and spread.verdict == "reproduced"
+    # collapse of the converged mirror descent: largest share (mean over the two layers) minus 0.5
+    conv = [c for c in ledger if c.claim.startswith("without KL, mirror descent converges")][0]
+    assert conv.kind == "report" and conv.evidence == pytest.approx([0.45, 0.49, 0.47])
+    assert conv.verdict == "reproduced"
+    trained = [c for c in ledger if c.claim.startswith("without KL, the importances as trained")][0]
+    assert trained.kind == "ours" and trained.evidence == pytest.approx([-0.3, -0.29, -0.28])
+    assert trained.verdict == "not reproduced"
+    assert len(I.claims(curves, P)) == len(ledger) - 1  # no collapse check, no row for it
     text = I.summary_markdown(ledger, curves, P)
-    assert "reproduced" in text and "importance DropConnect + KL: early" in text
+    assert "reproduced" in text and "importance DropConnect + KL: early" in text and "(ours)" in text
+
+
+def test_importance_batches_same_and_split():
+    x, y = _tiny_batch(12)
+    xi, yi, xo, yo = I.importance_batches(x, y, "same")
+    assert xi is x and xo is x and yi is y and yo is y
+    xi, yi, xo, yo = I.importance_batches(x, y, "split")
+    assert torch.equal(torch.cat([xi, xo]), x) and torch.equal(torch.cat([yi, yo]), y) and len(yi) == 6
+    with pytest.raises(ValueError, match="same"):
+        I.importance_batches(x, y, "halves")
+
+
+def test_same_batch_importance_gradient_is_minus_gamma_squared_gradient_to_first_order():
+    # the deck's objective (same data inside and after the step): dJ/dw_j = -gamma g_j g'_j with
+    # g' = g + O(gamma), so dJ/dw / (-gamma g^2) -> 1 as gamma -> 0, with an error linear in gamma
+    model = _tiny_cnn()
+    x, y = _tiny_batch()
+    w = I.uniform_importance(model)
+    g = I.weight_gradient(model, list(w), x, y)
+    errs = []
+    for gamma in (1e-3, 1e-4):
+        _, grad = I.importance_grad(model, w, g, x, y, gamma, 0.0)
+        errs.append(max(float((grad[k] + gamma * g[k] ** 2).abs().max() / (gamma * (g[k] ** 2).max())) for k in w))
+    assert errs[1] < 2e-3 and errs[1] < errs[0] / 5
+
+
+def test_collapse_check_converges_to_a_vertex_without_kl_and_not_with_it():
+    model, x, y = _toy_problem()
+    g2 = I.weight_gradient(model, ["0.weight"], x, y)["0.weight"] ** 2
+    cc = I.collapse_check(model, x, y, eta=20.0, gamma=0.05, taus=(0.0, 0.01), steps=400)
+    assert set(cc["tau"]) == {0.0, 0.01} and {0, 400} <= set(cc["step"])
+    start = cc[cc["step"] == 0]
+    assert np.allclose(start["max_share"], 1 / 9) and np.allclose(start["effective_fraction"], 1.0)
+    end = cc[cc["step"] == 400].set_index("tau")
+    assert end.loc[0.0, "max_share"] > 0.99  # the vertex: all importance on one weight
+    assert end.loc[0.01, "effective_fraction"] > 0.9 and end.loc[0.01, "max_share"] < 0.3
+    no_kl = cc[cc["tau"] == 0].sort_values("step")["objective"].to_numpy()
+    assert no_kl[-1] < no_kl[0]
+    w, _ = I.mirror_descent(model, I.uniform_importance(model), x, y, x, y, eta=20.0, gamma=0.05, steps=400)
+    # the regularised run converges (eta tau = 0.2: the distance to its fixed point shrinks by 0.8 a step)
+    # and stops early; its last state is carried to the recorded steps after it
+    assert end.loc[0.01, "converged"] and not cc[cc["step"] == 0]["converged"].any()
+    # the same iteration as mirror_descent (up to the early stop, where no entry moves by more than tol)
+    assert I.importance_stats(w["0.weight"])["max_share"] == pytest.approx(end.loc[0.0, "max_share"], abs=1e-5)
+    assert int(w["0.weight"].argmax()) == int(g2.argmax())
+
+
+def test_sensitivity_cells_reuse_the_run_and_min_keep_at_one_minus_p_is_plain_dropconnect(fit_params, monkeypatch):
+    # k_min = 1 - p forces every keep-probability to 1 - p: the same masks as plain DropConnect from the
+    # same mask generator, so the early accuracy difference is exactly 0 whatever tau
+    P = {**fit_params, "n_seeds": 1, "epochs": 3, "early_epochs": 2, "grid_seeds": 1, "collapse_seeds": 1, "drop_rate": 0.3,
+         "min_keep": 0.5, "importance_tau": 1e-3, "grid_min_keep": [0.5, 0.7], "grid_tau": [0.0, 1e-2]}
+    monkeypatch.setattr(I, "load_data", lambda params, seed: _toy_data(seed=seed))
+    rows = []
+    for m in ("dropconnect", "importance_dc"):
+        I.seed_everything(P["seed"])
+        out = I.fit(I.small_cnn(1, 10, 4, 28), _toy_data(seed=P["seed"]), m, P, P["seed"], torch.device("cpu"))
+        rows += [dict(method=m, seed=P["seed"], **r) for r in out["epochs"]]
+    curves = pd.DataFrame(rows)
+    grid = I.sensitivity(P, curves).set_index(["min_keep", "tau"])
+    assert len(grid) == 4 and grid.loc[(0.5, 0.0), "reused"] and not grid.loc[(0.5, 0.01), "reused"]
+    early = curves[curves.epoch <= 2].groupby("method")["test_acc"].mean()
+    assert grid.loc[(0.5, 0.0), "diff_pp"] == pytest.approx(100 * (early["importance_dc"] - early["dropconnect"]))
+    assert grid.loc[(0.7, 0.0), "diff_pp"] == 0.0 and grid.loc[(0.7, 0.01), "diff_pp"] == 0.0
+    text = I.sensitivity_markdown(grid.reset_index())
+    assert text.count("\n") == 3 and "+0.00" in text
 
 
 def test_paper_path_resnet18_through_dataloaders(fit_params):
