@@ -185,22 +185,10 @@ def write_ledger(report: str, claims: list[Claim], directory: Path | None = None
     directory = Path(directory) if directory is not None else output_dir()
     directory.mkdir(parents=True, exist_ok=True)
     path = ledger_path(directory, report)
-    _atomic_write(path, json.dumps({"report": report, "claims": [asdict(c) for c in claims]}, indent=1))
+    from .runner import atomic_write_text
+
+    atomic_write_text(path, json.dumps({"report": report, "claims": [asdict(c) for c in claims]}, indent=1))
     return path
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file of a unique name in the same folder."""
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the output is for readers
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def read_ledger(path: Path) -> list[Claim]:
@@ -319,7 +307,9 @@ def write_scorecard(directory: Path | None = None, stamped: bool = True) -> Path
 
     lines += profile_columns(rows, directory)
     path = directory / "scorecard.md"
-    _atomic_write(path, "\n".join(lines) + "\n")
+    from .runner import atomic_write_text
+
+    atomic_write_text(path, "\n".join(lines) + "\n")
     return path
 
 

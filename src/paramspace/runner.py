@@ -187,7 +187,8 @@ def current_file(out_dir: Path, report: str, name: str) -> Path | None:
     return Path(out_dir) / name if stamp is not None and name in stamp["files"] else None
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file of a unique name in the same folder."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as fh:
@@ -299,7 +300,7 @@ def _install(private: Path, out_dir: Path, report: str, stamp: dict) -> None:
         if rel not in files:
             (out_dir / rel).unlink(missing_ok=True)
     (out_dir / f".{report}.failed.ipynb").unlink(missing_ok=True)
-    _atomic_write_text(stamp_path(out_dir, report), json.dumps({**stamp, "files": files}, indent=1))
+    atomic_write_text(stamp_path(out_dir, report), json.dumps({**stamp, "files": files}, indent=1))
 
 
 def run_report(report: str, profile: str = "book", overrides: dict | None = None,
