@@ -717,8 +717,17 @@ def affine_shift(x: torch.Tensor, degrees: float, translate: float, generator: t
     shifted by a uniform random fraction in ``[-translate, translate]`` of its side (bilinear, zeros
     outside): the stand-in for a second domain when no real one is available."""
     n = len(x)
-    th = (2 * torch.rand(n, generator=generator, dtype=torch.float64) - 1) * math.radians(degrees)
-    t = (2 * torch.rand(n, 2, generator=generator, dtype=torch.float64) - 1) * 2 * translate  # grid units: side = 2
+    angles = (2 * torch.rand(n, generator=generator, dtype=torch.float64) - 1) * degrees
+    shifts = (2 * torch.rand(n, 2, generator=generator, dtype=torch.float64) - 1) * translate
+    return affine_transform(x, angles, shifts)
+
+
+def affine_transform(x: torch.Tensor, angles, shifts) -> torch.Tensor:
+    """Each image ``x[i]`` rotated about its centre by ``angles[i]`` degrees and shifted by
+    ``shifts[i] = (dx, dy)`` times its width and height (bilinear interpolation, zeros outside)."""
+    n = len(x)
+    th = torch.as_tensor(angles, dtype=torch.float64).reshape(n) * (math.pi / 180)
+    t = torch.as_tensor(shifts, dtype=torch.float64).reshape(n, 2) * 2  # grid units: the side is 2
     c, s_ = torch.cos(th), torch.sin(th)
     theta = torch.stack([torch.stack([c, -s_, t[:, 0]], 1), torch.stack([s_, c, t[:, 1]], 1)], 1)
     # affine_grid maps output coordinates to input coordinates: the inverse transform of the image
