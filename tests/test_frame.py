@@ -614,12 +614,15 @@ def test_tables_and_plot_helpers():
     assert Fr.frame_markdown(asr).splitlines()[0].startswith("| method | MNIST, t = 1 | MNIST, t = 1000 |")
     with pytest.raises(ValueError, match="header"):
         Fr.frame_markdown(pd.DataFrame({"": [1]}))
-    ds = Fr.deck_shift_table(scores, P)
-    assert ds.loc["frame", "deck: CINIC-10"] == "71.20 ± 0.32" and ds.loc["frame", "ours MNIST: corrupted"] == \
-        "73.10 ± 0.10"
-    dsim = Fr.deck_simba_table(scores, P)
-    assert dsim.loc["OCNN", "deck: t = 1000"] == "92.06" and dsim.loc["no regularization", "ours MNIST: t = 1"] == \
-        "15.0 ± 0.0"
+    ds = Fr.deck_shift_table(scores, P).reset_index()
+    row = ds[(ds.setting == "the deck: ResNet-34, CIFAR-10") & (ds.method == "frame")].iloc[0]
+    assert row["second domain (deck: CINIC-10)"] == "71.20 ± 0.32" and row["clean (matched)"] == "94.53 ± 0.01"
+    row = ds[ds.setting.str.startswith("ours: MNIST") & (ds.method == "frame")].iloc[0]
+    assert row["corrupted (deck: CIFAR-10-C)"] == "73.10 ± 0.10" and "rotated and shifted" in row["setting"]
+    dsim = Fr.deck_simba_table(scores, P).reset_index()
+    assert list(dsim.columns[2:]) == ["t = 1", "t = 10", "t = 50", "t = 100", "t = 1000"]
+    assert dsim.iloc[1]["t = 1000"] == "92.06" and dsim.iloc[3]["t = 1"] == "15.0 ± 0.0"
+    assert dsim.iloc[3]["t = 10"] == "—"  # not a checkpoint of this (synthetic) run
     w = Fr.wd_table(_synthetic_wd(), P)
     assert w.loc["no regularization, weight decay 0.0005", "MNIST"] == "91.10 ± 0.10"
     curves = Fr.asr_curves(scores, P)

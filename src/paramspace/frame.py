@@ -1400,36 +1400,48 @@ def deck_accuracy_table() -> pd.DataFrame:
 
 
 def deck_shift_table(scores: pd.DataFrame, params: dict) -> pd.DataFrame:
-    """The deck's domain-shift table and ours at matched clean accuracy (mean ± sd over seeds)."""
-    rows = {}
+    """The deck's domain-shift table and ours at matched clean accuracy (%, mean ± sd over seeds): one
+    row per setting (the deck's, then each of ours) and method."""
+    rows = []
     for m in ("none", "ocnn", "frame"):
-        r = {"deck: CIFAR-10 (*)": _pm(DECK_SHIFT[m]["clean"]), "deck: CIFAR-10-C": _pm(DECK_SHIFT[m]["corrupted"]),
-             "deck: CINIC-10": _pm(DECK_SHIFT[m]["second"])}
-        for (d, a), g in scores.groupby(["dataset", "arch"], sort=False):
+        rows.append({"setting": "the deck: ResNet-34, CIFAR-10", "method": METHOD_LABELS[m],
+                     "clean (matched)": _pm(DECK_SHIFT[m]["clean"]),
+                     "corrupted (deck: CIFAR-10-C)": _pm(DECK_SHIFT[m]["corrupted"]),
+                     "second domain (deck: CINIC-10)": _pm(DECK_SHIFT[m]["second"]),
+                     "checkpoint (share of training)": "suboptimal epoch" if m != "none" else "—"})
+    for (d, a), g in scores.groupby(["dataset", "arch"], sort=False):
+        for m in ("none", "ocnn", "frame"):
             gm = g[g.method == m]
             if not len(gm):
                 continue
-            s = _setting(d, a, params)
-            r[f"ours {s}: clean (matched)"] = _mean_sd(gm["clean_matched"])
-            r[f"ours {s}: corrupted"] = _mean_sd(gm["shift_matched"])
-            r[f"ours {s}: {gm.second_name.iloc[0]}"] = _mean_sd(gm["second_matched"])
-            r[f"ours {s}: checkpoint (share of training)"] = f"{gm.matched_at.mean():.2f}"
-        rows[METHOD_LABELS[m]] = r
-    return pd.DataFrame(rows).T.rename_axis("method")
+            rows.append({"setting": f"ours: {_setting(d, a, params)} (second domain: {gm.second_name.iloc[0]})",
+                         "method": METHOD_LABELS[m], "clean (matched)": _mean_sd(gm["clean_matched"]),
+                         "corrupted (deck: CIFAR-10-C)": _mean_sd(gm["shift_matched"]),
+                         "second domain (deck: CINIC-10)": _mean_sd(gm["second_matched"]),
+                         "checkpoint (share of training)": f"{gm.matched_at.mean():.2f}"})
+    return pd.DataFrame(rows).set_index("setting")
 
 
 def deck_simba_table(scores: pd.DataFrame, params: dict) -> pd.DataFrame:
-    """The deck's SimBA table and ours (ASR %, mean ± sd over seeds) at the same iteration counts."""
-    rows = {}
-    ts = params["simba_checkpoints"]
+    """The deck's SimBA table and ours (ASR %, mean ± sd over seeds): one row per setting and method,
+    one column per iteration count of the deck or of ours."""
+    ts = list(dict.fromkeys(list(DECK_SIMBA_ITERS) + list(params["simba_checkpoints"])))
+    ts.sort()
+    rows = []
     for m in ("none", "ocnn", "frame"):
-        r = {f"deck: t = {t}": f"{v:.2f}" for t, v in zip(DECK_SIMBA_ITERS, DECK_SIMBA[m])}
-        for (d, a), g in scores.groupby(["dataset", "arch"], sort=False):
+        r = {"setting": "the deck: CIFAR-10", "method": METHOD_LABELS[m]}
+        r.update({f"t = {t}": (f"{DECK_SIMBA[m][DECK_SIMBA_ITERS.index(t)]:.2f}" if t in DECK_SIMBA_ITERS else "—")
+                  for t in ts})
+        rows.append(r)
+    for (d, a), g in scores.groupby(["dataset", "arch"], sort=False):
+        for m in ("none", "ocnn", "frame"):
             gm = g[g.method == m]
             if len(gm):
-                r.update({f"ours {_setting(d, a, params)}: t = {t}": _mean_sd(gm[f"asr_{t}"], digits=1) for t in ts})
-        rows[METHOD_LABELS[m]] = r
-    return pd.DataFrame(rows).T.rename_axis("method")
+                r = {"setting": f"ours: {_setting(d, a, params)}", "method": METHOD_LABELS[m]}
+                r.update({f"t = {t}": (_mean_sd(gm[f"asr_{t}"], digits=1) if t in params["simba_checkpoints"]
+                                       else "—") for t in ts})
+                rows.append(r)
+    return pd.DataFrame(rows).set_index("setting")
 
 
 def wd_table(wd: pd.DataFrame, params: dict) -> pd.DataFrame:
