@@ -146,8 +146,8 @@
 # iterations. We count the same way, on `simba_images` test images. The deck's table also counts 40 to 52% of
 # them as fooled **after a single iteration**. One SimBA direction with a small step cannot do that to a
 # 94%-accurate network (in the DCT basis the first direction changes the brightness of a whole channel by
-# $\epsilon / \text{side}$); so the deck's "iteration" must be a bigger unit (several directions, or a larger
-# step) than SimBA's, and the deck gives neither its $\epsilon$ nor its unit. Our rates at $t = 1$ are
+# $\epsilon / \text{side}$); so the deck's "iteration" is presumably a bigger unit (several directions, or a
+# larger step) than one SimBA direction, and the deck gives neither its $\epsilon$ nor its unit. Our rates at $t = 1$ are
 # therefore not on the same scale as the deck's; the rows below compare what the deck's table claims at every
 # $t$, the **order** of the methods (frame lower than no regularization and than OCNN), with our
 # $\epsilon$ and one direction per iteration (a deviation).

@@ -881,7 +881,11 @@ def describe_run(params: dict) -> str:
             f"SRIP power iterations {params['srip_iters']}. Shifted domain: {corr} at severities "
             f"{params['severities']} on {params['n_shift']} test images. SimBA-{params['simba_basis']} with "
             f"$\\epsilon$ = {params['simba_eps']:g} on {params['simba_images']} test images, up to "
-            f"{max(params['simba_checkpoints'])} iterations. Profile `{params['profile']}`.")
+            f"{max(params['simba_checkpoints'])} iterations. Domain shift at matched clean accuracy: the closest of "
+            f"{params['match_checkpoints']} checkpoints per regularized run; second domain where none is available: "
+            f"rotations up to ±{params['domain_rotation']:g}° and shifts up to ±{params['domain_translate']:g} of the "
+            f"side. Weight-decay experiment: no regularization with weight decay {params['wd_decay']:g} vs frame "
+            f"without. Profile `{params['profile']}`.")
 
 
 def run(params: dict, progress: bool = True) -> dict:
@@ -1335,7 +1339,7 @@ def summary_markdown(ledger: list, scores: pd.DataFrame, params: dict) -> str:
     from collections import Counter
 
     lines = []
-    names = {"accuracy": "Test accuracy, frame vs each baseline (30 cells of the deck's two accuracy tables)",
+    names = {"accuracy": "Test accuracy, frame vs each baseline (the cells of the deck's two accuracy tables)",
              "shift": "Domain shift at matched clean accuracy", "simba": "SimBA attack success rate",
              "wd": "Dropping weight decay"}
     for k, rows in ledger_sections(ledger).items():
