@@ -1294,7 +1294,7 @@ def claims(scores: pd.DataFrame, params: dict, wd: pd.DataFrame | None = None) -
                                  f"no worse in test accuracy than no regularization with weight decay "
                                  f"{params['wd_decay']:g}, same training budget ({DATASET_LABELS[d]}, "
                                  f"{ARCH_LABELS[a]}, a stand-in: the deck names no data set; frame minus none, pp; "
-                                 f"our tolerance added)", "stated, no number", diff, piv.index.to_numpy(), prof,
+                                 f"our tolerance added)", "stated in the conclusions, no number", diff, piv.index.to_numpy(), prof,
                                  "{:+.2f}", deck=DECK_WHERE["wd"], tolerance=params["wd_tolerance_pp"])
                 c.our_value += (f"; frame (no WD) {100 * piv[f_run].mean():.2f} vs none (WD) "
                                 f"{100 * piv[n_run].mean():.2f} %")
