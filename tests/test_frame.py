@@ -649,6 +649,16 @@ def test_tune_weights_follows_its_rule():
     assert t.method.tolist() == ["none", "so"] and t.chosen.tolist() == [True, False]
 
 
+def test_tune_simba_eps_follows_its_rule():
+    P = {**resolve("frame_regularization", "smoke"), "n_train": 64, "n_test": 16, "widths": [2, 2, 2], "epochs": 1,
+         "simba_images": 8}
+    t = Fr.tune_simba_eps(P, "mnist", seed=100, grid=(0.01, 0.5), target=1.0, iters=3)
+    assert t.eps.tolist() == [0.01, 0.5] and t.chosen.tolist() == [False, True]  # any rate is <= 100%
+    assert ((t.asr >= 0) & (t.asr <= 1)).all()
+    t = Fr.tune_simba_eps(P, "mnist", seed=100, grid=(0.01, 0.5), target=-1.0, iters=3)
+    assert not t.chosen.any()  # no rate is below 0: nothing is chosen
+
+
 def test_paper_path_resnet34_sgd_clipping_and_augmentation():
     # the paper profile's code path (torchvision ResNet-34 for 32x32 RGB, SGD, gradient clipping,
     # crop + flip) on eight random images instead of CIFAR
