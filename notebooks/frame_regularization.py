@@ -150,7 +150,13 @@
 # larger step) than one SimBA direction, and the deck gives neither its $\epsilon$ nor its unit. Our rates at $t = 1$ are
 # therefore not on the same scale as the deck's; the rows below compare what the deck's table claims at every
 # $t$, the **order** of the methods (frame lower than no regularization and than OCNN), with our
-# $\epsilon$ and one direction per iteration (a deviation).
+# $\epsilon$ and one direction per iteration (a deviation). **Our step $\epsilon$** was chosen once, before the
+# runs on this page, with `frame.tune_simba_eps` on a separate draw of Fashion-MNIST (seed 100, not among the
+# seeds below): the largest step of the grid 0.02, 0.05, 0.1, 0.15 whose success rate on the unregularized
+# network after 1000 iterations stays at or below the deck's 93.75% (it gave 57%, 90%, 100% and 100%, so
+# $\epsilon = 0.05$). With the earlier $\epsilon = 0.2$ (an earlier run of this profile) the networks were fooled
+# on 99 to 100% of the attacked images by 1000 iterations, and the last column could not separate the methods.
+# The paper profile keeps $\epsilon = 0.2$; it should be chosen there by the same rule.
 
 # %% tags=["parameters"]
 profile = "book"
@@ -183,7 +189,7 @@ corruptions = ["gaussian_noise", "shot_noise", "impulse_noise", "gaussian_blur",
 severities = [1, 2, 3, 4, 5]
 n_shift = 500
 simba_basis = "dct"
-simba_eps = 0.2
+simba_eps = 0.05
 simba_images = 50
 simba_checkpoints = [1, 10, 50, 100, 1000]
 domain_rotation = 30.0

@@ -355,7 +355,7 @@ FRAME.profiles = {
                                   weight_decay=0.0, grad_clip=0.0,
                                   corruptions=["gaussian_noise", "shot_noise", "impulse_noise", "gaussian_blur",
                                                "contrast", "pixelate"], severities=[1, 2, 3, 4, 5], n_shift=500,
-                                  simba_basis="dct", simba_eps=0.2, simba_images=50, match_checkpoints=10,
+                                  simba_basis="dct", simba_eps=0.05, simba_images=50, match_checkpoints=10,
                                   cpu_threads=1)},
     "paper": {**_fr_common, **dict(profile="paper", device="auto", n_seeds=3, datasets=["cifar10", "cifar100", "svhn"],
                                    archs=["resnet34", "resnet50"], widths=[8, 16, 32], n_train=100000,
