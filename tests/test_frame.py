@@ -449,6 +449,10 @@ def test_check_params_and_profiles():
         Fr.check_params({**P, "frame_A": 3.0, "frame_B": 2.0})
     with pytest.raises(ProfileError, match="none"):
         Fr.check_params({**P, "methods": ["frame", "so"]})
+    with pytest.raises(ProfileError, match="robust_methods"):
+        Fr.check_params({**P, "robust_methods": ["none", "ocnn"]})
+    with pytest.raises(ProfileError, match="robust_methods"):
+        Fr.check_params({**P, "methods": ["none", "frame"], "robust_methods": ["none", "frame", "ocnn"]})
     for bad in (dict(severities=[0, 1]), dict(severities=[3, 2]), dict(methods=["frame", "frame"]),
                 dict(datasets=["imagenet"]), dict(simba_basis="haar"), dict(simba_checkpoints=[10, 1])):
         with pytest.raises(ProfileError):

@@ -831,10 +831,17 @@ def domain_shift(model: nn.Module, data: ImageData, params: dict, seed: int, dev
             "second": (sd[0], accuracy(model, sd[1].to(dev), sd[2].to(dev)))}
 
 
-def evaluate(model: nn.Module, data: ImageData, params: dict, seed: int, dev: torch.device) -> dict:
+def evaluate(model: nn.Module, data: ImageData, params: dict, seed: int, dev: torch.device,
+             attack: bool = True) -> dict:
     """Clean accuracy, accuracy on the corrupted copies, on a second domain (if any), SimBA ASRs,
     and the per-layer spectra."""
     out = {"clean_acc": accuracy(model, data.X_test, data.y_test), **domain_shift(model, data, params, seed, dev)}
+    if not attack:  # SimBA skipped: rates not measured
+        out.update(asr={int(t): float("nan") for t in params["simba_checkpoints"]}, simba_queries=float("nan"),
+                   simba_attacked=0)
+        sizes = layer_input_sizes(model, data.X_test[:2])
+        out["spectra"] = layer_spectra(model, sizes, params["frame_A"], params["frame_B"])
+        return out
     n_att = min(params["simba_images"], len(data.y_test))
     gen = torch.Generator().manual_seed(seed + 31337)
     att = simba(model, data.X_test[:n_att], data.y_test[:n_att], params["simba_eps"],
@@ -856,6 +863,11 @@ def check_params(params: dict) -> dict:
                            f"frame_B = {params['frame_B']}")
     if "none" not in params["methods"] or "frame" not in params["methods"]:
         raise ProfileError("frame_regularization: methods must include 'none' and 'frame' (the claims compare them)")
+    missing = [m for m in ("none", "frame") if m not in params["robust_methods"]]
+    extra = [m for m in params["robust_methods"] if m not in params["methods"]]
+    if missing or extra:
+        raise ProfileError(f"frame_regularization: robust_methods = {params['robust_methods']} must include 'none' "
+                           f"and 'frame' and only methods of `methods` ({params['methods']})")
     return params
 
 
@@ -957,15 +969,18 @@ def _run(params: dict, dev: torch.device, progress: bool) -> dict:
                 ckpts.append((step / total, accuracy(model, data.X_test, data.y_test),
                               copy.deepcopy(model.state_dict())))
 
-            n_ck = params["match_checkpoints"] if method != "none" else 0
+            robust = method in params["robust_methods"]
+            n_ck = params["match_checkpoints"] if method != "none" and robust else 0
             tr = fit(model, data, reg, params, seed, n_ck, keep if n_ck else None)
-            ev = evaluate(model, data, params, seed, dev)
+            ev = evaluate(model, data, params, seed, dev, attack=robust)
             ev_second = domain_shift(model, data, params, seed, dev, second)
             key = dict(dataset=dname, arch=arch, method=method, seed=seed)
             clean = ev["clean_acc"]
             if method == "none":
                 ref = clean
-            if method == "none" or not ckpts:  # matched = final weights
+            if not robust:  # not compared at matched accuracy
+                m_frac, m_clean, m_ev = np.nan, np.nan, {"shift": [{"accuracy": np.nan}], "second": ("", np.nan)}
+            elif method == "none" or not ckpts:  # matched = final weights
                 m_frac, m_clean, m_ev = 1.0, clean, ev_second
             else:  # the checkpoint whose clean accuracy is closest to the unregularized network's
                 k = match_checkpoint([c[1] for c in ckpts], ref)
@@ -1108,6 +1123,8 @@ def asr_table(scores: pd.DataFrame, params: dict) -> pd.DataFrame:
     rows = {}
     for m, gm in scores.groupby("method", sort=False):
         row = {}
+        if gm[f"asr_{params['simba_checkpoints'][0]}"].isna().all():
+            continue  # not attacked (not in robust_methods)
         for (d, a), g in gm.groupby(["dataset", "arch"], sort=False):
             for t in params["simba_checkpoints"]:
                 row[(_setting(d, a, params), f"t = {t}")] = _mean_sd(g[f"asr_{t}"], digits=1)
@@ -1220,6 +1237,7 @@ def claims(scores: pd.DataFrame, params: dict, wd: pd.DataFrame | None = None) -
     stand-ins."""
     prof, out = params["profile"], []
     methods = set(scores.method)
+    robust = methods & set(params["robust_methods"])
     L = METHOD_LABELS
     # 1. test accuracy: frame vs each baseline, per deck table (network) and data set
     for deck_arch in DECK_ARCHS:
@@ -1250,7 +1268,7 @@ def claims(scores: pd.DataFrame, params: dict, wd: pd.DataFrame | None = None) -
         kind = "report" if deck_kind else "ours"
         second = scores[(scores.dataset == d) & (scores.arch == a)].second_name.iloc[0]
         for b in ("none", "ocnn"):
-            if b not in methods:
+            if b not in robust:
                 continue
             cm = _means(scores, d, a, "clean_matched", methods)
             for col, deck_col, what in (("shift_matched", "corrupted", "CIFAR-10-C"),
@@ -1270,7 +1288,7 @@ def claims(scores: pd.DataFrame, params: dict, wd: pd.DataFrame | None = None) -
                                 f"{cm[b]:.2f})")
                 out.append(c)
         for m in ("frame", "ocnn"):
-            if m not in methods:
+            if m not in robust:
                 continue
             diff, seeds = _paired(scores, d, a, "clean_matched", m, "none")
             out.append(paired_claim(f"self-check of the protocol: the chosen checkpoint of {L[m]} matches the "
@@ -1289,7 +1307,7 @@ def claims(scores: pd.DataFrame, params: dict, wd: pd.DataFrame | None = None) -
     for d, a in scores.groupby(["dataset", "arch"], sort=False).groups:
         deck_kind = (d, a) == (d0, a0)
         for b in ("none", "ocnn"):
-            if b not in methods:
+            if b not in robust:
                 continue
             if deck_kind:
                 for t in ts:
@@ -1518,7 +1536,8 @@ def panel_names(df: pd.DataFrame, params: dict) -> pd.DataFrame:
 def asr_curves(scores: pd.DataFrame, params: dict) -> pd.DataFrame:
     """Tidy ASR (%) per data set, method, seed and checkpoint."""
     rows = [dict(dataset=r.dataset, arch=r.arch, method=r.method, seed=r.seed, iterations=t,
-                 asr=100 * getattr(r, f"asr_{t}")) for r in scores.itertuples() for t in params["simba_checkpoints"]]
+                 asr=100 * getattr(r, f"asr_{t}")) for r in scores.itertuples() for t in params["simba_checkpoints"]
+            if np.isfinite(getattr(r, f"asr_{t}"))]
     return panel_names(pd.DataFrame(rows), params)
 
 

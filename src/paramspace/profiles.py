@@ -323,6 +323,9 @@ FRAME = Report(
                                                                  and x >= 1 for x in v)
                                    and all(a < b for a, b in zip(v[:-1], v[1:])),
                                    "a non-empty strictly increasing list of positive integers"),
+        "robust_methods": _subset_of(_FR_METHODS, "methods compared under domain shift at matched clean accuracy "
+                                     "and attacked with SimBA (the deck's tables: none, OCNN, frame); must "
+                                     "include 'none' and 'frame'"),
         "domain_rotation": _nonnegative("second-domain stand-in where no real one is available: test images "
                                         "rotated by a uniform random angle in +-this many degrees ..."),
         "domain_translate": _nonnegative("... and shifted by a uniform random fraction in +-this of the image side"),
@@ -340,7 +343,8 @@ FRAME = Report(
 
 _fr_common = dict(seed=0, methods=list(_FR_METHODS), frame_A=0.5, frame_B=2.0, frame_weight=0.01, mhe_weight=10.0,
                   mhe_power=2.0, so_weight=0.1, srip_weight=0.1, srip_iters=2, ocnn_weight=0.01,
-                  simba_checkpoints=[1, 10, 50, 100, 1000], domain_rotation=30.0, domain_translate=0.1,
+                  simba_checkpoints=[1, 10, 50, 100, 1000], robust_methods=["none", "ocnn", "frame"],
+                  domain_rotation=30.0, domain_translate=0.1,
                   match_tolerance_pp=0.5, wd_decay=5e-4, wd_tolerance_pp=0.5)
 FRAME.profiles = {
     "smoke": {**_fr_common, **dict(profile="smoke", device="cpu", n_seeds=2, datasets=["fashion-mnist"],
