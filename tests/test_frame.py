@@ -449,6 +449,10 @@ def test_check_params_and_profiles():
         Fr.check_params({**P, "frame_A": 3.0, "frame_B": 2.0})
     with pytest.raises(ProfileError, match="none"):
         Fr.check_params({**P, "methods": ["frame", "so"]})
+    with pytest.raises(ProfileError, match="robust_methods"):
+        Fr.check_params({**P, "robust_methods": ["none", "ocnn"]})
+    with pytest.raises(ProfileError, match="robust_methods"):
+        Fr.check_params({**P, "methods": ["none", "frame"], "robust_methods": ["none", "frame", "ocnn"]})
     for bad in (dict(severities=[0, 1]), dict(severities=[3, 2]), dict(methods=["frame", "frame"]),
                 dict(datasets=["imagenet"]), dict(simba_basis="haar"), dict(simba_checkpoints=[10, 1])):
         with pytest.raises(ProfileError):
@@ -465,26 +469,130 @@ def _synthetic_scores(bonus_clean):
             for m in Fr.METHODS:
                 f = m == "frame"
                 rows.append(dict(dataset=d, arch="small_resnet", method=m, seed=s,
-                                 clean=0.9 + (bonus_clean if f else 0.0) + 0.001 * s,
-                                 shift=0.7 - (0.02 if f else 0.0), asr_1=0.0, asr_1000=1.0,
-                                 asr_mean=0.5 - (0.1 if f else 0.0) + 0.01 * s,
+                                 clean=0.9 + (bonus_clean if f else 0.0) + (0.002 if m == "ocnn" else 0.0)
+                                 + 0.001 * s, shift=0.7 - (0.02 if f else 0.0),
+                                 clean_matched=0.9 + 0.001 * s + (0.001 if f else 0.0), matched_at=0.8,
+                                 shift_matched=0.7 + (0.03 if f else 0.0) + 0.001 * s * f,
+                                 second_matched=0.6 - (0.01 if f else 0.0), second_name="rotated and shifted",
+                                 asr_1=0.1 + (0.05 if m == "none" else 0.0), asr_10=0.2, asr_50=0.3, asr_100=0.4,
+                                 asr_1000=1.0, asr_mean=0.5 - (0.1 if f else 0.0) + 0.01 * s,
                                  frac_in_bounds=0.3 + (0.05 * s if f else 0.0)))
     return pd.DataFrame(rows)
 
 
+def _synthetic_wd():
+    # book: the main runs have no weight decay, "none+wd" is the extra run
+    return pd.DataFrame([dict(dataset=d, arch="small_resnet", seed=s, run=r, method=r.split("+")[0],
+                              weight_decay=5e-4 if r == "none+wd" else 0.0,
+                              clean={"none": 0.90, "frame": 0.905, "none+wd": 0.91}[r] + 0.001 * s)
+                         for d in ("mnist", "fashion-mnist") for s in range(3) for r in ("none", "frame", "none+wd")])
+
+
 def test_claims_follow_from_the_numbers():
-    P = {**resolve("frame_regularization", "book"), "simba_checkpoints": [1, 1000]}
+    P = resolve("frame_regularization", "book")
     scores = _synthetic_scores(0.01)
-    ledger = Fr.claims(scores, P)
-    assert len(ledger) == 8
-    assert all(c.verdict in VERDICTS and c.verdict == verdict_paired(c.evidence) for c in ledger)
-    acc, shift, asr, spec = ledger[:4]
-    assert acc.evidence == pytest.approx([1.0] * 3) and acc.verdict == "reproduced" and "77.61" in acc.report_value
-    assert shift.evidence == pytest.approx([-2.0] * 3) and shift.verdict == "not reproduced"
-    assert asr.evidence == pytest.approx([10.0] * 3) and asr.verdict == "reproduced"  # none minus frame
-    assert spec.evidence == pytest.approx([0.0, 5.0, 10.0]) and spec.verdict == "partly"
-    text = Fr.summary_markdown(ledger, scores.assign(**{"asr_1000": 1.0}), P)
-    assert "MNIST, small ResNet" in text and "**reproduced**" in text and "**not reproduced**" in text
+    ledger = Fr.claims(scores, P, _synthetic_wd())
+    assert all(c.verdict in VERDICTS for c in ledger)
+    assert all(c.verdict == verdict_paired(c.evidence) for c in ledger if not (c.same and c.tolerance > 0))
+    report = [c for c in ledger if c.kind == "report"]
+    assert all(c.deck for c in report)
+    sec = Fr.ledger_sections(ledger)
+    # every cell of the two accuracy tables: 2 networks x 3 data sets x 5 baselines
+    assert len(sec["accuracy"]) == 30
+    first = sec["accuracy"][0]  # ResNet-34, CIFAR-10, frame vs none, on Fashion-MNIST
+    assert "95.17 ± 0.05 vs 94.53 ± 0.03" in first.report_value and "Fashion-MNIST" in first.claim
+    assert "stand-in" in first.claim and first.evidence == pytest.approx([1.0] * 3) and first.verdict == "reproduced"
+    # the deck has OCNN ahead of frame on CIFAR-10 with ResNet-50 (95.29 vs 95.25): that row tests OCNN - frame
+    flip = [c for c in sec["accuracy"] if "OCNN beats frame" in c.claim]
+    assert len(flip) == 1 and "ResNet-50 on CIFAR-10" in flip[0].claim
+    assert flip[0].evidence == pytest.approx([-0.8] * 3) and flip[0].verdict == "not reproduced"
+    svhn = [c for c in sec["accuracy"] if "on SVHN (ours on MNIST" in c.claim]
+    assert len(svhn) == 10
+    # every number of the domain-shift table: frame vs none and vs OCNN, corrupted and second domain
+    assert len(sec["shift"]) == 4 and all("Fashion-MNIST" in c.claim for c in sec["shift"])
+    cor = sec["shift"][0]
+    assert "76.65 ± 0.15 vs 74.77 ± 0.25" in cor.report_value and "94.53 ± 0.01" in cor.report_value
+    assert cor.evidence == pytest.approx([3.0, 3.1, 3.2]) and cor.verdict == "reproduced"
+    assert sec["shift"][1].evidence == pytest.approx([-1.0] * 3) and sec["shift"][1].verdict == "not reproduced"
+    # SimBA: five iteration counts x (vs none, vs OCNN); none's ASR after 1 iteration is 5 points higher
+    assert len(sec["simba"]) == 10
+    s1 = sec["simba"][0]
+    assert "39.56 vs 52.08" == s1.report_value and s1.evidence == pytest.approx([5.0] * 3)
+    assert sec["simba"][5].evidence == pytest.approx([0.0] * 3) and sec["simba"][5].verdict == "not reproduced"
+    # weight decay: frame without (90.5%) vs none with it (91%): -0.5 pp + our tolerance 0.5 = 0 -> not reproduced
+    assert len(sec["wd"]) == 2 and sec["wd"][0].tolerance == 0.5
+    assert sec["wd"][0].evidence == pytest.approx([0.0] * 3) and sec["wd"][0].verdict == "not reproduced"
+    # self-checks: |clean_matched(frame) - none| = 0.1 pp is within the 0.5 pp tolerance
+    checks = [c for c in ledger if c.kind == "check"]
+    frame_check = [c for c in checks if "of frame" in c.claim]
+    assert len(frame_check) == 2 and frame_check[0].evidence == pytest.approx([0.4] * 3)
+    assert frame_check[0].verdict == "reproduced"
+    ocnn_check = [c for c in checks if "of OCNN" in c.claim]  # identical clean accuracies: only the tolerance
+    assert ocnn_check[0].verdict == "indistinguishable"
+    ours = [c for c in ledger if c.kind == "ours"]
+    assert any("MNIST, small ResNet, not a deck setting" in c.claim for c in ours)
+    assert any("eigenvalues" in c.claim and "the deck shows no spectra" in c.report_value for c in ours)
+    text = Fr.summary_markdown(ledger, scores, P)
+    assert "30 of the report's claims" in text and "Fashion-MNIST, small ResNet" in text
+
+
+def test_deck_tables_and_standins():
+    # the deck's SimBA rates are whole numbers of correctly classified images: 96, 92 and 91
+    assert Fr.simba_denominators() == {"none": 96, "ocnn": 92, "frame": 91}
+    assert Fr.simba_denominators({"x": (25.0, 50.0, 75.0)}) == {"x": 4}
+    assert Fr.DECK_ACCURACY["resnet34"]["frame"]["cifar100"] == (77.61, 0.07)
+    assert Fr.DECK_ACCURACY["resnet50"]["ocnn"]["cifar10"] == (95.29, 0.03)
+    book = resolve("frame_regularization", "book")
+    assert Fr.deck_setting("resnet50", "cifar100", book) == ("fashion-mnist", "small_resnet", True)
+    assert Fr.deck_setting("resnet34", "svhn", book) == ("mnist", "small_resnet", True)
+    paper = resolve("frame_regularization", "paper")
+    assert Fr.deck_setting("resnet50", "svhn", paper) == ("svhn", "resnet50", False)
+    t = Fr.deck_accuracy_table()
+    assert t.shape == (6, 6) and t.loc["frame", "ResNet-34, CIFAR-10"] == "95.17 ± 0.05"
+
+
+def test_checkpoints_and_matching():
+    assert Fr.checkpoint_steps(10, 4) == [2, 5, 8, 10] and Fr.checkpoint_steps(3, 5) == [1, 2, 3]
+    assert Fr.checkpoint_steps(10, 0) == []
+    assert Fr.match_checkpoint([0.80, 0.86, 0.90, 0.93], 0.89) == 2
+    assert Fr.match_checkpoint([0.88, 0.90, 0.88], 0.89) == 2  # ties: the later checkpoint
+    P = {**resolve("frame_regularization", "smoke"), "epochs": 2, "batch_size": 16}
+    data = _toy_data()  # 64 training images: 4 steps per epoch, 8 in all
+    Fr.seed_everything(0)
+    model = Fr.small_resnet(1, 10, (2, 2, 2), *data.stats())
+    seen = []
+
+    def keep(step, total):  # evaluating switches to eval mode; fit must switch back
+        seen.append((step, total, model.training))
+        model.eval()
+
+    Fr.fit(model, data, Fr.Regularizer("frame", P, model), P, 0, 3, keep)
+    assert seen == [(3, 8, True), (5, 8, True), (8, 8, True)]
+
+
+def test_weight_decay_runs():
+    book = resolve("frame_regularization", "book")
+    assert Fr.wd_variants(book) == [("none+wd", "none", 5e-4)] and Fr.wd_pair(book) == ("frame", "none+wd")
+    paper = resolve("frame_regularization", "paper")  # every method has weight decay 5e-4 there
+    assert Fr.wd_variants(paper) == [("frame-wd", "frame", 0.0)] and Fr.wd_pair(paper) == ("frame-wd", "none")
+    assert Fr.wd_variants({**book, "wd_decay": 0.0}) == []
+
+
+def test_affine_transform_by_hand_and_the_second_domain():
+    x = torch.rand(2, 1, 6, 6, generator=torch.Generator().manual_seed(0), dtype=DT)
+    torch.testing.assert_close(Fr.affine_transform(x, [0, 0], [[0, 0], [0, 0]]), x)
+    # 90 degrees about the centre maps pixel centres onto pixel centres (clockwise as displayed, y down)
+    torch.testing.assert_close(Fr.affine_transform(x, [90, 90], torch.zeros(2, 2)), torch.rot90(x, -1, (2, 3)))
+    # a shift by one sixth of the side moves a 6-pixel image by one pixel, zeros come in
+    r = Fr.affine_transform(x, [0, 0], [[1 / 6, 0], [0, 1 / 6]])
+    torch.testing.assert_close(r[0, 0, :, 1:], x[0, 0, :, :-1])
+    torch.testing.assert_close(r[1, 0, 1:], x[1, 0, :-1])
+    assert float(r[0, 0, :, 0].abs().max()) == 0.0
+    P = {**resolve("frame_regularization", "smoke"), "n_shift": 5}
+    data = Fr.load_data("mnist", 16, 8, 0)
+    name, X, y = Fr.shifted_domain(data, P, 0)
+    assert name == "rotated and shifted" and X.shape == (5, 1, 28, 28) and torch.equal(y, data.y_test[:5])
+    assert torch.equal(X, Fr.shifted_domain(data, P, 0)[1])  # the same for every model of a seed
 
 
 def test_tables_and_plot_helpers():
@@ -496,13 +604,31 @@ def test_tables_and_plot_helpers():
     from paramspace import plots
 
     P = {**resolve("frame_regularization", "book"), "simba_checkpoints": [1, 1000]}
-    scores = _synthetic_scores(0.01).assign(second=np.nan, second_name="", frame_penalty=1.0)
+    scores = _synthetic_scores(0.01).assign(second=np.nan, frame_penalty=1.0, seconds=1.0)
     acc = Fr.accuracy_table(scores, P)
     assert acc.loc["frame", "MNIST"] == "91.10 ± 0.10" and list(acc.columns) == ["MNIST", "Fashion-MNIST"]
     sh = Fr.shift_table(scores, P)
     assert sh.loc["frame", ("MNIST", "corrupted")] == "68.00 ± 0.00"
     asr = Fr.asr_table(scores, P)
     assert asr.loc["no regularization", ("MNIST", "t = 1000")] == "100.0 ± 0.0"
+    # every column of every table shown on the page has a header
+    tt = Fr.frame_markdown(Fr.timing_table(scores))
+    assert tt.splitlines()[0] == "| method | training time (s), mean | sd |"
+    assert "| no regularization | 1.0 | 0.0 |" in tt
+    assert Fr.frame_markdown(asr).splitlines()[0].startswith("| method | MNIST, t = 1 | MNIST, t = 1000 |")
+    with pytest.raises(ValueError, match="header"):
+        Fr.frame_markdown(pd.DataFrame({"": [1]}))
+    ds = Fr.deck_shift_table(scores, P).reset_index()
+    row = ds[(ds.setting == "the deck: ResNet-34, CIFAR-10") & (ds.method == "frame")].iloc[0]
+    assert row["second domain (deck: CINIC-10)"] == "71.20 ± 0.32" and row["clean (matched)"] == "94.53 ± 0.01"
+    row = ds[ds.setting.str.startswith("ours: MNIST") & (ds.method == "frame")].iloc[0]
+    assert row["corrupted (deck: CIFAR-10-C)"] == "73.10 ± 0.10" and "rotated and shifted" in row["setting"]
+    dsim = Fr.deck_simba_table(scores, P).reset_index()
+    assert list(dsim.columns[2:]) == ["t = 1", "t = 10", "t = 50", "t = 100", "t = 1000"]
+    assert dsim.iloc[1]["t = 1000"] == "92.06" and dsim.iloc[3]["t = 1"] == "15.0 ± 0.0"
+    assert dsim.iloc[3]["t = 10"] == "—"  # not a checkpoint of this (synthetic) run
+    w = Fr.wd_table(_synthetic_wd(), P)
+    assert w.loc["no regularization, weight decay 0.0005", "MNIST"] == "91.10 ± 0.10"
     curves = Fr.asr_curves(scores, P)
     fig = plots.method_panels(curves, "iterations", "asr", "panel", ["MNIST", "Fashion-MNIST"], {},
                               Fr.METHOD_LABELS, "iterations", "ASR (%)", logx=True)
@@ -525,6 +651,17 @@ def test_tune_weights_follows_its_rule():
     # stops after the first weight and keeps none
     t = Fr.tune_weights(P, "mnist", seed=100, grid=(1e-3, 1e-2), tol_pp=-100.0, methods=["so"])
     assert t.method.tolist() == ["none", "so"] and t.chosen.tolist() == [True, False]
+
+
+def test_tune_simba_eps_follows_its_rule():
+    # enough training that some test images are classified correctly (the rate is over those)
+    P = {**resolve("frame_regularization", "smoke"), "n_train": 256, "n_test": 32, "widths": [4, 4, 4], "epochs": 2,
+         "batch_size": 32, "simba_images": 32}
+    t = Fr.tune_simba_eps(P, "mnist", seed=100, grid=(0.01, 0.5), target=1.0, iters=3)
+    assert t.eps.tolist() == [0.01, 0.5] and t.chosen.tolist() == [False, True]  # any rate is <= 100%
+    assert ((t.asr >= 0) & (t.asr <= 1)).all()
+    t = Fr.tune_simba_eps(P, "mnist", seed=100, grid=(0.01, 0.5), target=-1.0, iters=3)
+    assert not t.chosen.any()  # no rate is below 0: nothing is chosen
 
 
 def test_paper_path_resnet34_sgd_clipping_and_augmentation():

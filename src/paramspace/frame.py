@@ -53,7 +53,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import data as D
-from .claims import paired_claim, verdict_phrase
+from .claims import paired_claim
 from .train import cpu_threads, resolve_device, seed_everything
 
 METHODS = ("none", "frame", "mhe", "so", "srip", "ocnn")
@@ -712,6 +712,43 @@ def second_domain(name: str, n: int, seed: int):
     return "MNIST", X.clamp(0, 1), ds.y_test
 
 
+def affine_shift(x: torch.Tensor, degrees: float, translate: float, generator: torch.Generator) -> torch.Tensor:
+    """Each image rotated about its centre by a uniform random angle in ``[-degrees, degrees]`` and
+    shifted by a uniform random fraction in ``[-translate, translate]`` of its side (bilinear, zeros
+    outside): the stand-in for a second domain when no real one is available."""
+    n = len(x)
+    angles = (2 * torch.rand(n, generator=generator, dtype=torch.float64) - 1) * degrees
+    shifts = (2 * torch.rand(n, 2, generator=generator, dtype=torch.float64) - 1) * translate
+    return affine_transform(x, angles, shifts)
+
+
+def affine_transform(x: torch.Tensor, angles, shifts) -> torch.Tensor:
+    """Each image ``x[i]`` rotated about its centre by ``angles[i]`` degrees and shifted by
+    ``shifts[i] = (dx, dy)`` times its width and height (bilinear interpolation, zeros outside)."""
+    n = len(x)
+    th = torch.as_tensor(angles, dtype=torch.float64).reshape(n) * (math.pi / 180)
+    t = torch.as_tensor(shifts, dtype=torch.float64).reshape(n, 2) * 2  # grid units: the side is 2
+    c, s_ = torch.cos(th), torch.sin(th)
+    theta = torch.stack([torch.stack([c, -s_, t[:, 0]], 1), torch.stack([s_, c, t[:, 1]], 1)], 1)
+    # affine_grid maps output coordinates to input coordinates: the inverse transform of the image
+    inv = torch.linalg.inv(torch.cat([theta, torch.tensor([0.0, 0.0, 1.0], dtype=theta.dtype).expand(n, 1, 3)], 1))
+    grid = F.affine_grid(inv[:, :2].to(x.dtype).to(x.device), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False).clamp(0, 1)
+
+
+def shifted_domain(data: "ImageData", params: dict, seed: int):
+    """The second domain of the domain-shift comparison: a real label-compatible one where available
+    offline (:func:`second_domain`), else the first ``n_shift`` test images under :func:`affine_shift`
+    (the same transforms for every model of a seed).  Returns ``(name, X, y)``."""
+    real = second_domain(data.name, params["n_test"], seed)
+    if real is not None:
+        return real
+    n = min(params["n_shift"], len(data.y_test))
+    gen = torch.Generator().manual_seed(seed * 1000 + 977)
+    X = affine_shift(data.X_test[:n].cpu(), params["domain_rotation"], params["domain_translate"], gen)
+    return "rotated and shifted", X, data.y_test[:n].cpu()
+
+
 # --- training and evaluation --------------------------------------------------------------------------
 
 
@@ -724,10 +761,17 @@ def accuracy(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int
     return correct / max(1, len(y))
 
 
-def fit(model: nn.Module, data: ImageData, reg: Regularizer, params: dict, seed: int) -> dict:
+def checkpoint_steps(total: int, n: int) -> list[int]:
+    """``n`` checkpoint steps evenly spaced over ``total`` training steps, the last at ``total``."""
+    return sorted({max(1, round(k * total / n)) for k in range(1, n + 1)}) if n > 0 else []
+
+
+def fit(model: nn.Module, data: ImageData, reg: Regularizer, params: dict, seed: int, checkpoints: int = 0,
+        on_checkpoint=None) -> dict:
     """Minimise cross-entropy + ``reg(model)`` with a cosine learning-rate schedule (per step, to 0) and,
     if ``grad_clip > 0``, the gradient norm clipped to it; batch order and augmentation depend on
-    ``seed`` only."""
+    ``seed`` only.  With ``checkpoints = n > 0``, ``on_checkpoint(step, total)`` is called after each of
+    the steps of :func:`checkpoint_steps` (the model is back in training mode afterwards)."""
     model.train()
     if params["optimizer"] == "adam":
         opt = torch.optim.Adam(model.parameters(), lr=params["lr"], weight_decay=params["weight_decay"])
@@ -738,6 +782,7 @@ def fit(model: nn.Module, data: ImageData, reg: Regularizer, params: dict, seed:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {params['optimizer']!r}")
     steps = params["epochs"] * -(-len(data.y_train) // params["batch_size"])
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    marks = set(checkpoint_steps(steps, checkpoints)) if on_checkpoint is not None else set()
     gen = torch.Generator().manual_seed(seed)
     t0 = time.perf_counter()
     ce_sum, reg_sum, n = 0.0, 0.0, 0
@@ -754,6 +799,9 @@ def fit(model: nn.Module, data: ImageData, reg: Regularizer, params: dict, seed:
             opt.step()
             sched.step()
             ce_sum, reg_sum, n = ce_sum + float(ce.detach()), reg_sum + float(r.detach()), n + 1
+            if n in marks:
+                on_checkpoint(n, steps)
+                model.train()
     model.eval()
     return {"seconds": time.perf_counter() - t0, "mean_ce": ce_sum / max(1, n), "mean_reg": reg_sum / max(1, n)}
 
@@ -771,15 +819,29 @@ def shift_accuracies(model: nn.Module, X: torch.Tensor, y: torch.Tensor, params:
     return rows
 
 
-def evaluate(model: nn.Module, data: ImageData, params: dict, seed: int, dev: torch.device) -> dict:
-    """Clean accuracy, accuracy on the corrupted copies, on a second domain (if any), SimBA ASRs,
-    and the per-layer spectra."""
-    out = {"clean_acc": accuracy(model, data.X_test, data.y_test)}
+def domain_shift(model: nn.Module, data: ImageData, params: dict, seed: int, dev: torch.device,
+                 second=None) -> dict:
+    """Accuracy on the corrupted copies of the first ``n_shift`` test images (``shift``: one row per
+    corruption and severity) and on the second domain (``second``: ``(name, accuracy)``; ``second``
+    may pass the domain in, else :func:`shifted_domain` builds it)."""
     n_shift = min(params["n_shift"], len(data.y_test))
     Xs, ys = data.X_test[:n_shift], data.y_test[:n_shift]
-    out["shift"] = shift_accuracies(model, Xs, ys, params, data.table, seed)
-    sd = second_domain(data.name, params["n_test"], seed)
-    out["second"] = None if sd is None else (sd[0], accuracy(model, sd[1].to(dev), sd[2].to(dev)))
+    sd = second if second is not None else shifted_domain(data, params, seed)
+    return {"shift": shift_accuracies(model, Xs, ys, params, data.table, seed),
+            "second": (sd[0], accuracy(model, sd[1].to(dev), sd[2].to(dev)))}
+
+
+def evaluate(model: nn.Module, data: ImageData, params: dict, seed: int, dev: torch.device,
+             attack: bool = True) -> dict:
+    """Clean accuracy, accuracy on the corrupted copies, on a second domain (if any), SimBA ASRs,
+    and the per-layer spectra."""
+    out = {"clean_acc": accuracy(model, data.X_test, data.y_test), **domain_shift(model, data, params, seed, dev)}
+    if not attack:  # SimBA skipped: rates not measured
+        out.update(asr={int(t): float("nan") for t in params["simba_checkpoints"]}, simba_queries=float("nan"),
+                   simba_attacked=0)
+        sizes = layer_input_sizes(model, data.X_test[:2])
+        out["spectra"] = layer_spectra(model, sizes, params["frame_A"], params["frame_B"])
+        return out
     n_att = min(params["simba_images"], len(data.y_test))
     gen = torch.Generator().manual_seed(seed + 31337)
     att = simba(model, data.X_test[:n_att], data.y_test[:n_att], params["simba_eps"],
@@ -801,6 +863,11 @@ def check_params(params: dict) -> dict:
                            f"frame_B = {params['frame_B']}")
     if "none" not in params["methods"] or "frame" not in params["methods"]:
         raise ProfileError("frame_regularization: methods must include 'none' and 'frame' (the claims compare them)")
+    missing = [m for m in ("none", "frame") if m not in params["robust_methods"]]
+    extra = [m for m in params["robust_methods"] if m not in params["methods"]]
+    if missing or extra:
+        raise ProfileError(f"frame_regularization: robust_methods = {params['robust_methods']} must include 'none' "
+                           f"and 'frame' and only methods of `methods` ({params['methods']})")
     return params
 
 
@@ -826,7 +893,11 @@ def describe_run(params: dict) -> str:
             f"SRIP power iterations {params['srip_iters']}. Shifted domain: {corr} at severities "
             f"{params['severities']} on {params['n_shift']} test images. SimBA-{params['simba_basis']} with "
             f"$\\epsilon$ = {params['simba_eps']:g} on {params['simba_images']} test images, up to "
-            f"{max(params['simba_checkpoints'])} iterations. Profile `{params['profile']}`.")
+            f"{max(params['simba_checkpoints'])} iterations. Domain shift at matched clean accuracy: the closest of "
+            f"{params['match_checkpoints']} checkpoints per regularized run; second domain where none is available: "
+            f"rotations up to ±{params['domain_rotation']:g}° and shifts up to ±{params['domain_translate']:g} of the "
+            f"side. Weight-decay experiment: no regularization with weight decay {params['wd_decay']:g} vs frame "
+            f"without. Profile `{params['profile']}`.")
 
 
 def run(params: dict, progress: bool = True) -> dict:
@@ -843,37 +914,109 @@ def run(params: dict, progress: bool = True) -> dict:
         return _run(params, dev, progress)
 
 
+def wd_variants(params: dict) -> list[tuple[str, str, float]]:
+    """Extra runs of the weight-decay experiment (frame without weight decay vs no regularization with
+    ``wd_decay``), as ``(label, method, weight decay)``: only those the main runs (all at
+    ``weight_decay``) do not already provide.  Empty when ``wd_decay`` is 0."""
+    if params["wd_decay"] <= 0:
+        return []
+    out = []
+    if params["weight_decay"] != params["wd_decay"]:
+        out.append(("none+wd", "none", float(params["wd_decay"])))
+    if params["weight_decay"] != 0:
+        out.append(("frame-wd", "frame", 0.0))
+    return out
+
+
+def wd_pair(params: dict) -> tuple[str, str]:
+    """The two runs the weight-decay claim compares: (frame without weight decay, none with it)."""
+    frame_ = "frame" if params["weight_decay"] == 0 else "frame-wd"
+    none_ = "none" if params["weight_decay"] == params["wd_decay"] else "none+wd"
+    return frame_, none_
+
+
+def match_checkpoint(accs, target: float) -> int:
+    """Index of the checkpoint whose clean accuracy is closest to ``target`` (ties: the later one)."""
+    a = np.asarray(accs, dtype=float)
+    gap = np.abs(a - target)
+    return int(np.flatnonzero(gap == gap.min())[-1])
+
+
 def _run(params: dict, dev: torch.device, progress: bool) -> dict:
+    import copy
+
     from tqdm import tqdm
 
-    jobs = [(d, a, params["seed"] + s, m) for d in params["datasets"] for a in params["archs"]
-            for s in range(params["n_seeds"]) for m in params["methods"]]
-    scores, shift, spectra = [], [], []
-    cache: dict = {}
-    for dname, arch, seed, method in tqdm(jobs, desc="data set x arch x seed x method", disable=not progress):
-        if cache.get("key") != (dname, seed):
-            cache = {"key": (dname, seed),
-                     "data": load_data(dname, params["n_train"], params["n_test"], seed, params["augment"]).to(dev)}
-        data = cache["data"]
+    methods = ["none"] + [m for m in params["methods"] if m != "none"]  # the others are matched to "none"
+    variants = wd_variants(params)
+    blocks = [(d, a, params["seed"] + s) for d in params["datasets"] for a in params["archs"]
+              for s in range(params["n_seeds"])]
+    scores, shift, spectra, wd = [], [], [], []
+    bar = tqdm(total=len(blocks) * (len(methods) + len(variants)), desc="data set x arch x seed x run",
+               disable=not progress)
+    for dname, arch, seed in blocks:
+        data = load_data(dname, params["n_train"], params["n_test"], seed, params["augment"]).to(dev)
         mean, std = data.stats()
-        seed_everything(seed)  # same initial weights for every method of a seed
-        model = build_model(arch, data.in_channels, data.n_classes, params["widths"], mean, std).to(dev)
-        reg = Regularizer(method, params, model, seed)
-        tr = fit(model, data, reg, params, seed)
-        ev = evaluate(model, data, params, seed, dev)
-        key = dict(dataset=dname, arch=arch, method=method, seed=seed)
-        sp = ev["spectra"]
-        row = dict(**key, clean=ev["clean_acc"], shift=float(np.mean([r["accuracy"] for r in ev["shift"]])),
-                   second=np.nan if ev["second"] is None else ev["second"][1],
-                   second_name="" if ev["second"] is None else ev["second"][0],
-                   **{f"asr_{t}": v for t, v in ev["asr"].items()},
-                   asr_mean=float(np.mean(list(ev["asr"].values()))), simba_queries=ev["simba_queries"],
-                   simba_attacked=ev["simba_attacked"], frac_in_bounds=float(sp["frac_in_bounds"].mean()),
-                   frame_penalty=float(sp["frame_penalty"].sum()), train_ce=tr["mean_ce"], seconds=tr["seconds"])
-        scores.append(row)
-        shift += [dict(**key, **r) for r in ev["shift"]]
-        spectra += [dict(**key, **r) for r in sp.to_dict("records")]
-    return {"scores": pd.DataFrame(scores), "shift": pd.DataFrame(shift), "spectra": pd.DataFrame(spectra)}
+        second = shifted_domain(data, params, seed)  # the same second domain for every model of a seed
+        ref = None
+        for method in methods:
+            seed_everything(seed)  # same initial weights for every method of a seed
+            model = build_model(arch, data.in_channels, data.n_classes, params["widths"], mean, std).to(dev)
+            reg = Regularizer(method, params, model, seed)
+            ckpts = []
+
+            def keep(step, total, model=model, ckpts=ckpts):
+                ckpts.append((step / total, accuracy(model, data.X_test, data.y_test),
+                              copy.deepcopy(model.state_dict())))
+
+            robust = method in params["robust_methods"]
+            n_ck = params["match_checkpoints"] if method != "none" and robust else 0
+            tr = fit(model, data, reg, params, seed, n_ck, keep if n_ck else None)
+            ev = evaluate(model, data, params, seed, dev, attack=robust)
+            ev_second = domain_shift(model, data, params, seed, dev, second)
+            key = dict(dataset=dname, arch=arch, method=method, seed=seed)
+            clean = ev["clean_acc"]
+            if method == "none":
+                ref = clean
+            if not robust:  # not compared at matched accuracy
+                m_frac, m_clean, m_ev = np.nan, np.nan, {"shift": [{"accuracy": np.nan}], "second": ("", np.nan)}
+            elif method == "none" or not ckpts:  # matched = final weights
+                m_frac, m_clean, m_ev = 1.0, clean, ev_second
+            else:  # the checkpoint whose clean accuracy is closest to the unregularized network's
+                k = match_checkpoint([c[1] for c in ckpts], ref)
+                m_frac, m_clean, state = ckpts[k]
+                final = copy.deepcopy(model.state_dict())
+                model.load_state_dict(state)
+                m_ev = domain_shift(model, data, params, seed, dev, second)
+                model.load_state_dict(final)
+            sp = ev["spectra"]
+            row = dict(**key, clean=clean, shift=float(np.mean([r["accuracy"] for r in ev["shift"]])),
+                       second=ev_second["second"][1], second_name=ev_second["second"][0],
+                       clean_matched=m_clean, matched_at=m_frac,
+                       shift_matched=float(np.mean([r["accuracy"] for r in m_ev["shift"]])),
+                       second_matched=m_ev["second"][1],
+                       **{f"asr_{t}": v for t, v in ev["asr"].items()},
+                       asr_mean=float(np.mean(list(ev["asr"].values()))), simba_queries=ev["simba_queries"],
+                       simba_attacked=ev["simba_attacked"], frac_in_bounds=float(sp["frac_in_bounds"].mean()),
+                       frame_penalty=float(sp["frame_penalty"].sum()), train_ce=tr["mean_ce"], seconds=tr["seconds"])
+            scores.append(row)
+            shift += [dict(**key, **r) for r in ev["shift"]]
+            spectra += [dict(**key, **r) for r in sp.to_dict("records")]
+            if method in ("none", "frame"):
+                wd.append(dict(dataset=dname, arch=arch, seed=seed, run=method, method=method,
+                               weight_decay=params["weight_decay"], clean=clean, seconds=tr["seconds"]))
+            bar.update()
+        for label, method, decay in variants:  # the weight-decay experiment: clean accuracy only
+            P = {**params, "weight_decay": decay}
+            seed_everything(seed)
+            model = build_model(arch, data.in_channels, data.n_classes, params["widths"], mean, std).to(dev)
+            tr = fit(model, data, Regularizer(method, P, model, seed), P, seed)
+            wd.append(dict(dataset=dname, arch=arch, seed=seed, run=label, method=method, weight_decay=decay,
+                           clean=accuracy(model, data.X_test, data.y_test), seconds=tr["seconds"]))
+            bar.update()
+    bar.close()
+    return {"scores": pd.DataFrame(scores), "shift": pd.DataFrame(shift), "spectra": pd.DataFrame(spectra),
+            "wd": pd.DataFrame(wd)}
 
 
 def tune_weights(params: dict, dataset: str, seed: int, grid=(1e-3, 1e-2, 1e-1, 1.0, 10.0), tol_pp: float = 1.0,
@@ -908,6 +1051,31 @@ def tune_weights(params: dict, dataset: str, seed: int, grid=(1e-3, 1e-2, 1e-1, 
         if ok:
             ok[-1]["chosen"] = True
         rows += trials
+    return pd.DataFrame(rows)
+
+
+def tune_simba_eps(params: dict, dataset: str, seed: int, grid=(0.05, 0.1, 0.15, 0.2), target: float = 0.9375,
+                   iters: int | None = None) -> pd.DataFrame:
+    """The rule the profiles' SimBA step comes from, on one draw of the data (``seed``, not among the
+    reported seeds): train the unregularized network, run SimBA with every step of ``grid`` for
+    ``iters`` iterations (default: the last checkpoint) and keep the largest step whose attack success
+    rate stays at or below ``target`` (default: the deck's 93.75% for no regularization after 1000
+    iterations).  Returns the trials with a ``chosen`` column."""
+    dev = resolve_device(params["device"])
+    data = load_data(dataset, params["n_train"], params["n_test"], seed, params["augment"]).to(dev)
+    seed_everything(seed)
+    model = build_model(params["archs"][0], data.in_channels, data.n_classes, params["widths"], *data.stats()).to(dev)
+    fit(model, data, Regularizer("none", params, model, seed), params, seed)
+    T = iters or max(params["simba_checkpoints"])
+    n = min(params["simba_images"], len(data.y_test))
+    rows = []
+    for eps in grid:
+        att = simba(model, data.X_test[:n], data.y_test[:n], eps, T, params["simba_basis"],
+                    torch.Generator().manual_seed(seed + 31337))
+        rows.append(dict(eps=eps, asr=attack_success_rate(att["success_iter"], [T])[T], chosen=False))
+    ok = [r for r in rows if r["asr"] <= target]
+    if ok:
+        max(ok, key=lambda r: r["eps"])["chosen"] = True
     return pd.DataFrame(rows)
 
 
@@ -955,6 +1123,8 @@ def asr_table(scores: pd.DataFrame, params: dict) -> pd.DataFrame:
     rows = {}
     for m, gm in scores.groupby("method", sort=False):
         row = {}
+        if gm[f"asr_{params['simba_checkpoints'][0]}"].isna().all():
+            continue  # not attacked (not in robust_methods)
         for (d, a), g in gm.groupby(["dataset", "arch"], sort=False):
             for t in params["simba_checkpoints"]:
                 row[(_setting(d, a, params), f"t = {t}")] = _mean_sd(g[f"asr_{t}"], digits=1)
@@ -975,74 +1145,362 @@ def spectrum_table(scores: pd.DataFrame, params: dict) -> pd.DataFrame:
     return out.rename(columns={"frac_in_bounds": "eigenvalues in [A, B]", "frame_penalty": "frame penalty"}, level=0)
 
 
+# --- the deck's numbers --------------------------------------------------------------------------------
+
+DECK_ROWS = {"none": "Без регуляризации", "mhe": "Minimum Hyperspherical Energy", "so": "Weights Orthogonalization",
+             "srip": "Spectral Restricted Isometry", "ocnn": "Orthogonal Convolutions",
+             "frame": "Фреймовая регуляризация"}
+DECK_DATASETS = ("cifar10", "cifar100", "svhn")
+DECK_ARCHS = ("resnet34", "resnet50")
+_ACC = {  # method: (CIFAR-10, CIFAR-100, SVHN) as (mean, sd) in %, deck tables "Accuracy (%) ... (ResNet-34/50)"
+    "resnet34": {"none": ((94.53, .03), (75.58, .08), (96.50, .03)), "mhe": ((94.58, .04), (75.78, .08), (96.59, .03)),
+                 "so": ((94.59, .04), (75.98, .08), (96.51, .02)), "srip": ((94.72, .03), (76.24, .09), (96.57, .03)),
+                 "ocnn": ((95.03, .04), (76.57, .06), (96.66, .02)), "frame": ((95.17, .05), (77.61, .07), (96.85, .02))},
+    "resnet50": {"none": ((94.83, .04), (77.20, .07), (96.92, .03)), "mhe": ((94.88, .03), (77.34, .06), (96.94, .02)),
+                 "so": ((94.92, .04), (77.38, .06), (96.91, .03)), "srip": ((95.01, .03), (77.40, .07), (96.95, .03)),
+                 "ocnn": ((95.29, .03), (77.77, .07), (97.01, .02)), "frame": ((95.25, .04), (78.35, .06), (97.10, .02))},
+}
+DECK_ACCURACY = {a: {m: dict(zip(DECK_DATASETS, v)) for m, v in t.items()} for a, t in _ACC.items()}
+# Domain shift (trained on CIFAR-10; the clean column CIFAR-10 (*) at the "suboptimal epochs" chosen for the
+# regularized models; the third column is printed "CINIC-100" in the deck, CINIC-10 in its text)
+DECK_SHIFT = {"none": {"clean": (94.53, .03), "corrupted": (74.77, .25), "second": (67.91, .35)},
+              "ocnn": {"clean": (94.52, .01), "corrupted": (76.27, .19), "second": (69.87, .29)},
+              "frame": {"clean": (94.53, .01), "corrupted": (76.65, .15), "second": (71.20, .32)}}
+DECK_SIMBA_ITERS = (1, 10, 50, 100, 1000)
+DECK_SIMBA = {"none": (52.08, 59.37, 84.38, 92.71, 93.75), "ocnn": (41.30, 57.61, 83.69, 91.30, 92.06),
+              "frame": (39.56, 49.45, 80.20, 84.61, 86.81)}
+DECK_WHERE = {
+    "acc": "slide 'Результаты: классификация изображений', table 'Accuracy (%) методов регуляризации ({arch})', "
+           "rows '{row}' and 'Фреймовая регуляризация', column {col}",
+    "shift": "slide 'Результаты: устойчивость к смене домена', table 'Accuracy (%) методов регуляризации на разных "
+             "доменах', rows '{row}' and 'Фреймовая регуляризация', columns CIFAR-10 (*) and {col}",
+    "simba": "slide 'Результаты: устойчивость к состязательным атакам', table 'Зависимость ASR (%) от числа "
+             "итераций SimBA', rows '{row}' and 'Фреймовая регуляризация', column {col}",
+    "wd": "slide 'Выводы', last bullet ('позволила отказаться от стандартной регуляризации weight decay')",
+}
+# Stand-ins for the deck's data sets when they are not run: CIFAR-10 and CIFAR-100 (natural images) ->
+# Fashion-MNIST, SVHN (digits) -> MNIST; ResNet-34 and ResNet-50 -> the first network of the run.
+DECK_STANDIN = {"cifar10": "fashion-mnist", "cifar100": "fashion-mnist", "svhn": "mnist"}
+
+
+def simba_denominators(rates=None, max_n: int = 200, tol: float = 0.006) -> dict[str, int]:
+    """The smallest number of attacked images ``n`` for which every SimBA rate of a deck row is a
+    multiple of ``100/n`` % (to the deck's rounding, ``tol`` percentage points, or a typo)."""
+    rates = DECK_SIMBA if rates is None else rates
+    out = {}
+    for m, r in rates.items():
+        for n in range(1, max_n + 1):
+            off = [abs(x * n / 100 - round(x * n / 100)) * 100 / n for x in r]
+            if sum(o <= tol for o in off) >= len(r) - 1:  # allow one misprint per row
+                out[m] = n
+                break
+    return out
+
+
+def deck_setting(deck_arch: str, deck_ds: str, params: dict) -> tuple[str, str, bool]:
+    """Our (data set, network) for a cell of the deck, and whether it is a stand-in."""
+    d = deck_ds if deck_ds in params["datasets"] else DECK_STANDIN[deck_ds]
+    if d not in params["datasets"]:
+        d = params["datasets"][0]
+    a = deck_arch if deck_arch in params["archs"] else params["archs"][0]
+    return d, a, (d, a) != (deck_ds, deck_arch)
+
+
+def _pm(x) -> str:
+    return f"{x[0]:.2f} ± {x[1]:.2f}"
+
+
 # --- claims -----------------------------------------------------------------------------------------
 
-REPORT_ACCURACY = "77.61 vs 75.58 (CIFAR-100, ResNet-34)"
 
-
-def _paired(scores, d, a, col, sign=1.0, scale=100.0):
+def _paired(scores, d, a, col, m1="frame", m2="none", sign=1.0, scale=100.0):
     g = scores[(scores.dataset == d) & (scores.arch == a)]
     piv = g.pivot_table(index="seed", columns="method", values=col)
-    return sign * scale * (piv["frame"] - piv["none"]).to_numpy(), piv.index.to_numpy()
+    return sign * scale * (piv[m1] - piv[m2]).to_numpy(), piv.index.to_numpy()
 
 
-def claims(scores: pd.DataFrame, params: dict) -> list:
-    """Per data set x architecture: frame vs no regularization on clean accuracy, accuracy under the
-    corruptions, SimBA ASR (mean over the checkpoints: the ASR after the last one saturates for weak
-    models), and the share of Gram eigenvalues in [A, B]."""
+def _means(scores, d, a, col, methods, scale=100.0):
+    g = scores[(scores.dataset == d) & (scores.arch == a)]
+    return {m: scale * float(g[g.method == m][col].mean()) for m in methods}
 
-    prof = params["profile"]
-    out = []
-    for (d, a), _ in scores.groupby(["dataset", "arch"], sort=False):
-        s = _setting(d, a, params) if len(params["archs"]) > 1 else f"{DATASET_LABELS[d]}, {ARCH_LABELS[a]}"
-        diff, seeds = _paired(scores, d, a, "clean")
-        out.append(paired_claim(f"frame regularization beats no regularization in test accuracy ({s}; frame "
-                                f"minus none, percentage points)", f"higher: {REPORT_ACCURACY}", diff, seeds,
-                                prof, "{:+.2f}"))
-        diff, seeds = _paired(scores, d, a, "shift")
-        out.append(paired_claim(f"frame regularization is more accurate under domain shift ({s}; corrupted "
-                                f"copies, mean over corruptions and severities; frame minus none, percentage "
-                                f"points)", "higher accuracy on shifted data (no number quoted here)", diff, seeds,
-                                prof, "{:+.2f}"))
-        diff, seeds = _paired(scores, d, a, "asr_mean", sign=-1.0)
-        ts = ", ".join(map(str, params["simba_checkpoints"]))
-        out.append(paired_claim(f"frame regularization lowers the SimBA attack success rate ({s}; ASR averaged "
-                                f"over {ts} iterations; none minus frame, percentage points)",
-                                "lower ASR (no number quoted here)", diff, seeds, prof, "{:+.1f}"))
+
+def _ours(d: str, a: str, standin: bool, deck_text: str) -> str:
+    where = f"{DATASET_LABELS[d]}, {ARCH_LABELS[a]}"
+    return f"ours on {where}, a stand-in for {deck_text}" if standin else f"ours on {where}"
+
+
+def claims(scores: pd.DataFrame, params: dict, wd: pd.DataFrame | None = None) -> list:
+    """The ledger.  Kind ``report`` (every number of the deck's four tables, and its weight-decay
+    conclusion), each compared on the same comparison in our run (a stand-in where the deck's data set
+    or network is not run, said in the row); kind ``ours`` for our own variants and expectations;
+    ``check`` for the self-check of the domain-shift protocol.  See the module docstring for the
+    stand-ins."""
+    prof, out = params["profile"], []
+    methods = set(scores.method)
+    robust = methods & set(params["robust_methods"])
+    L = METHOD_LABELS
+    # 1. test accuracy: frame vs each baseline, per deck table (network) and data set
+    for deck_arch in DECK_ARCHS:
+        for deck_ds in DECK_DATASETS:
+            d, a, standin = deck_setting(deck_arch, deck_ds, params)
+            deck_text = f"{ARCH_LABELS[deck_arch]} on {DATASET_LABELS[deck_ds]}"
+            ours_mean = _means(scores, d, a, "clean", methods)
+            for b in ("none", "mhe", "so", "srip", "ocnn"):
+                if b not in methods:
+                    continue
+                fr, bl = DECK_ACCURACY[deck_arch]["frame"][deck_ds], DECK_ACCURACY[deck_arch][b][deck_ds]
+                ahead = fr[0] >= bl[0]
+                diff, seeds = _paired(scores, d, a, "clean", "frame", b, 1.0 if ahead else -1.0)
+                lead = (f"frame beats {L[b]} in test accuracy" if ahead else
+                        f"{L[b]} beats frame in test accuracy (the deck has {L[b]} ahead here)")
+                c = paired_claim(f"{lead}: {deck_text} ({_ours(d, a, standin, deck_text)}; "
+                                 f"{'frame minus ' + L[b] if ahead else L[b] + ' minus frame'}, pp)",
+                                 f"{_pm(fr)} vs {_pm(bl)} ({fr[0] - bl[0]:+.2f})", diff, seeds, prof, "{:+.2f}",
+                                 deck=DECK_WHERE["acc"].format(arch=ARCH_LABELS[deck_arch], row=DECK_ROWS[b],
+                                                               col=DATASET_LABELS[deck_ds]))
+                c.our_value += f"; frame {ours_mean['frame']:.2f} vs {L[b]} {ours_mean[b]:.2f} %"
+                out.append(c)
+    # 2. domain shift at matched clean accuracy (CIFAR-10, ResNet-34 in the deck)
+    d0, a0, standin = deck_setting("resnet34", "cifar10", params)
+    tol = params["match_tolerance_pp"]
+    for d, a in scores.groupby(["dataset", "arch"], sort=False).groups:
+        deck_kind = (d, a) == (d0, a0)
+        kind = "report" if deck_kind else "ours"
+        second = scores[(scores.dataset == d) & (scores.arch == a)].second_name.iloc[0]
+        for b in ("none", "ocnn"):
+            if b not in robust:
+                continue
+            cm = _means(scores, d, a, "clean_matched", methods)
+            for col, deck_col, what in (("shift_matched", "corrupted", "CIFAR-10-C"),
+                                        ("second_matched", "second", "CINIC-10")):
+                ours_what = ("corrupted copies (mean over corruptions and severities)" if deck_col == "corrupted"
+                             else f"second domain: {second}")
+                diff, seeds = _paired(scores, d, a, col, "frame", b)
+                fr, bl = DECK_SHIFT["frame"], DECK_SHIFT[b]
+                mm = _means(scores, d, a, col, methods)
+                text = (f"at matched clean accuracy, frame is more accurate than {L[b]} on shifted data: "
+                        f"{what} ({_ours(d, a, standin, 'ResNet-34 trained on CIFAR-10') if deck_kind else 'ours on ' + DATASET_LABELS[d] + ', ' + ARCH_LABELS[a] + ', not a deck setting'}"
+                        f"; {ours_what}; frame minus {L[b]}, pp)")
+                c = paired_claim(text, f"{_pm(fr[deck_col])} vs {_pm(bl[deck_col])} (clean {_pm(fr['clean'])} vs "
+                                 f"{_pm(bl['clean'])})", diff, seeds, prof, "{:+.2f}", kind=kind,
+                                 deck=DECK_WHERE["shift"].format(row=DECK_ROWS[b], col=what) if deck_kind else "")
+                c.our_value += (f"; frame {mm['frame']:.2f} vs {L[b]} {mm[b]:.2f} % (clean {cm['frame']:.2f} vs "
+                                f"{cm[b]:.2f})")
+                out.append(c)
+        for m in ("frame", "ocnn"):
+            if m not in robust:
+                continue
+            diff, seeds = _paired(scores, d, a, "clean_matched", m, "none")
+            out.append(paired_claim(f"self-check of the protocol: the chosen checkpoint of {L[m]} matches the "
+                                    f"unregularized network's clean accuracy ({DATASET_LABELS[d]}, {ARCH_LABELS[a]}; "
+                                    f"minus |{L[m]} minus none|, pp; within our tolerance)",
+                                    "the deck's clean column: " + " / ".join(_pm(DECK_SHIFT[x]['clean'])
+                                                                             for x in ("none", "ocnn", "frame")),
+                                    -np.abs(diff), seeds, prof, "{:+.2f}", kind="check", tolerance=tol))
+        diff, seeds = _paired(scores, d, a, "shift", "frame", "none")
+        out.append(paired_claim(f"without matching (final weights), frame is more accurate than no regularization "
+                                f"on the corrupted copies ({DATASET_LABELS[d]}, {ARCH_LABELS[a]}; frame minus none, pp)",
+                                "— (the deck compares at matched clean accuracy)", diff, seeds, prof, "{:+.2f}",
+                                kind="ours"))
+    # 3. SimBA attack success rate after t iterations (CIFAR-10 in the deck)
+    ts = [t for t in DECK_SIMBA_ITERS if t in params["simba_checkpoints"]]
+    for d, a in scores.groupby(["dataset", "arch"], sort=False).groups:
+        deck_kind = (d, a) == (d0, a0)
+        for b in ("none", "ocnn"):
+            if b not in robust:
+                continue
+            if deck_kind:
+                for t in ts:
+                    k = DECK_SIMBA_ITERS.index(t)
+                    diff, seeds = _paired(scores, d, a, f"asr_{t}", b, "frame")
+                    mm = _means(scores, d, a, f"asr_{t}", methods)
+                    c = paired_claim(f"frame has a lower SimBA attack success rate than {L[b]} after {t} "
+                                     f"iteration{'s' if t > 1 else ''} ({_ours(d, a, standin, 'CIFAR-10')}; "
+                                     f"{L[b]} minus frame, pp)", f"{DECK_SIMBA['frame'][k]:.2f} vs "
+                                     f"{DECK_SIMBA[b][k]:.2f}", diff, seeds, prof, "{:+.1f}",
+                                     deck=DECK_WHERE["simba"].format(row=DECK_ROWS[b], col=t))
+                    c.our_value += f"; frame {mm['frame']:.1f} vs {L[b]} {mm[b]:.1f} %"
+                    out.append(c)
+            else:
+                diff, seeds = _paired(scores, d, a, "asr_mean", b, "frame")
+                out.append(paired_claim(f"frame has a lower SimBA attack success rate than {L[b]}, averaged over "
+                                        f"the checkpoints ({DATASET_LABELS[d]}, {ARCH_LABELS[a]}, not a deck setting; "
+                                        f"{L[b]} minus frame, pp)", "—", diff, seeds, prof, "{:+.1f}", kind="ours"))
+    # 4. weight decay: frame without it vs no regularization with it
+    if wd is not None and len(wd):
+        f_run, n_run = wd_pair(params)
+        for (d, a), g in wd.groupby(["dataset", "arch"], sort=False):
+            piv = g.pivot_table(index="seed", columns="run", values="clean")
+            if f_run in piv and n_run in piv:
+                diff = 100 * (piv[f_run] - piv[n_run]).to_numpy()
+                c = paired_claim(f"frame regularization lets weight decay be dropped: frame without weight decay is "
+                                 f"no worse in test accuracy than no regularization with weight decay "
+                                 f"{params['wd_decay']:g}, same training budget ({DATASET_LABELS[d]}, "
+                                 f"{ARCH_LABELS[a]}, a stand-in: the deck names no data set; frame minus none, pp; "
+                                 f"our tolerance added)", "stated in the conclusions, no number", diff, piv.index.to_numpy(), prof,
+                                 "{:+.2f}", deck=DECK_WHERE["wd"], tolerance=params["wd_tolerance_pp"])
+                c.our_value += (f"; frame (no WD) {100 * piv[f_run].mean():.2f} vs none (WD) "
+                                f"{100 * piv[n_run].mean():.2f} %")
+                out.append(c)
+            plain = [r for r in piv.columns if r == "none" and r != n_run]
+            if plain:
+                diff = 100 * (piv[n_run] - piv["none"]).to_numpy()
+                out.append(paired_claim(f"weight decay {params['wd_decay']:g} helps the unregularized network here "
+                                        f"(context for the row above; {DATASET_LABELS[d]}, {ARCH_LABELS[a]}; none with "
+                                        f"minus none without weight decay, pp)", "— (implied: weight decay is the "
+                                        "standard the frame penalty replaces)", diff, piv.index.to_numpy(), prof,
+                                        "{:+.2f}", kind="ours"))
+    # 5. our expectation: the penalty moves the Gram eigenvalues into [A, B]
+    for d, a in scores.groupby(["dataset", "arch"], sort=False).groups:
         diff, seeds = _paired(scores, d, a, "frac_in_bounds")
-        out.append(paired_claim(f"the frame regularizer moves the layers' Gram eigenvalues into [A, B] ({s}; "
-                                f"share of eigenvalues in [A, B], mean over layers, frame minus none, "
-                                f"percentage points)", "figure: spectra inside the bounds with the regularizer",
-                                diff, seeds, prof, "{:+.1f}"))
+        out.append(paired_claim(f"the frame regularizer moves the layers' Gram eigenvalues into [A, B] "
+                                f"({DATASET_LABELS[d]}, {ARCH_LABELS[a]}; share of eigenvalues in [A, B], mean over "
+                                f"layers, frame minus none, pp)", "— (the deck shows no spectra; our expectation "
+                                "from the penalty's definition)", diff, seeds, prof, "{:+.1f}", kind="ours"))
     return out
+
+
+def ledger_sections(ledger: list) -> dict[str, list]:
+    """The ledger split for display: accuracy, domain shift, SimBA, weight decay, the rest (ours, checks)."""
+    sec = {"accuracy": [], "shift": [], "simba": [], "wd": [], "ours": []}
+    for c in ledger:
+        if c.kind != "report":
+            sec["ours"].append(c)
+        elif "test accuracy" in c.claim and "weight decay" not in c.claim:
+            sec["accuracy"].append(c)
+        elif "shifted data" in c.claim:
+            sec["shift"].append(c)
+        elif "SimBA" in c.claim:
+            sec["simba"].append(c)
+        else:
+            sec["wd"].append(c)
+    return sec
 
 
 def summary_markdown(ledger: list, scores: pd.DataFrame, params: dict) -> str:
     """Discussion bullets, every number taken from ``scores`` and the ledger."""
-    T = max(params["simba_checkpoints"])
-    cols = ["clean", "shift", f"asr_{T}", "asr_mean", "frac_in_bounds"]
-    means = scores.groupby(["dataset", "arch", "method"], sort=False)[cols].mean()
+    from collections import Counter
+
     lines = []
-    kinds = ("Clean accuracy", "Accuracy under the corruptions", "SimBA ASR (mean over the checkpoints)",
-             "Share of Gram eigenvalues in [A, B]")
-    for i, ((d, a), _) in enumerate(scores.groupby(["dataset", "arch"], sort=False)):
-        s = f"{DATASET_LABELS[d]}, {ARCH_LABELS[a]}"
+    names = {"accuracy": "Test accuracy, frame vs each baseline (the cells of the deck's two accuracy tables)",
+             "shift": "Domain shift at matched clean accuracy", "simba": "SimBA attack success rate",
+             "wd": "Dropping weight decay"}
+    for k, rows in ledger_sections(ledger).items():
+        if k == "ours" or not rows:
+            continue
+        cnt = Counter(c.verdict for c in rows)
+        lines.append(f"* **{names[k]}**: {len(rows)} of the report's claims, "
+                     + ", ".join(f"{n} {v}" for v, n in cnt.most_common()) + ".")
+    T = max(params["simba_checkpoints"])
+    cols = ["clean", "clean_matched", "shift_matched", "second_matched", f"asr_{T}"]
+    means = scores.groupby(["dataset", "arch", "method"], sort=False)[cols].mean()
+    for (d, a), _ in scores.groupby(["dataset", "arch"], sort=False):
         mm = means.loc[(d, a)]
         best = mm["clean"].idxmax()
-        lines.append(f"* **{s}.** Clean accuracy: frame {100 * mm.loc['frame', 'clean']:.2f}%, none "
-                     f"{100 * mm.loc['none', 'clean']:.2f}%, best method {METHOD_LABELS[best]} "
-                     f"({100 * mm.loc[best, 'clean']:.2f}%). Under the corruptions: frame "
-                     f"{100 * mm.loc['frame', 'shift']:.2f}%, none {100 * mm.loc['none', 'shift']:.2f}%. SimBA ASR "
-                     f"after {T} iterations: frame {100 * mm.loc['frame', f'asr_{T}']:.1f}%, none "
-                     f"{100 * mm.loc['none', f'asr_{T}']:.1f}%; averaged over the checkpoints: frame "
-                     f"{100 * mm.loc['frame', 'asr_mean']:.1f}%, none {100 * mm.loc['none', 'asr_mean']:.1f}%. "
-                     f"Eigenvalues in [A, B]: frame {100 * mm.loc['frame', 'frac_in_bounds']:.0f}%, none "
-                     f"{100 * mm.loc['none', 'frac_in_bounds']:.0f}%, most with "
-                     f"{METHOD_LABELS[mm['frac_in_bounds'].idxmax()]} ({100 * mm['frac_in_bounds'].max():.0f}%).")
-        for kind, c in zip(kinds, ledger[4 * i:4 * i + 4]):
-            phrase = verdict_phrase(c, " pp", "{:+.2f}")
-            lines.append(f"  * {kind}, frame vs none: {phrase}.")
+        lines.append(f"* **{DATASET_LABELS[d]}, {ARCH_LABELS[a]}.** Clean accuracy: frame "
+                     f"{100 * mm.loc['frame', 'clean']:.2f}%, none {100 * mm.loc['none', 'clean']:.2f}%, best "
+                     f"{METHOD_LABELS[best]} ({100 * mm.loc[best, 'clean']:.2f}%). At matched clean accuracy "
+                     f"(frame {100 * mm.loc['frame', 'clean_matched']:.2f}% vs none "
+                     f"{100 * mm.loc['none', 'clean_matched']:.2f}%): corrupted copies frame "
+                     f"{100 * mm.loc['frame', 'shift_matched']:.2f}% vs none {100 * mm.loc['none', 'shift_matched']:.2f}%, "
+                     f"second domain frame {100 * mm.loc['frame', 'second_matched']:.2f}% vs none "
+                     f"{100 * mm.loc['none', 'second_matched']:.2f}%. SimBA ASR after {T} iterations: frame "
+                     f"{100 * mm.loc['frame', f'asr_{T}']:.1f}%, none {100 * mm.loc['none', f'asr_{T}']:.1f}%.")
     return "\n".join(lines)
+
+
+# --- the deck's tables beside ours -----------------------------------------------------------------------
+
+
+def frame_markdown(df: pd.DataFrame, index_name: str | None = None) -> str:
+    """A data frame as a Markdown table with a header on every column (the index becomes the first
+    column, named ``index_name`` or the index's name; multi-level column names joined with ', ')."""
+    df = df.copy()
+    if isinstance(df.columns, pd.MultiIndex):
+        df.columns = [", ".join(str(x) for x in c if str(x)) for c in df.columns]
+    name = index_name or df.index.name or "row"
+    df = df.reset_index()
+    df.columns = [name] + [str(c) for c in df.columns[1:]]
+    if any(not str(c).strip() for c in df.columns):
+        raise ValueError(f"every column needs a header, got {list(df.columns)}")
+    esc = lambda t: str(t).replace("|", "\\|")  # noqa: E731
+    rows = ["| " + " | ".join(esc(c) for c in df.columns) + " |", "|" + "---|" * len(df.columns)]
+    rows += ["| " + " | ".join(esc(v) for v in r) + " |" for r in df.itertuples(index=False)]
+    return "\n".join(rows)
+
+
+def timing_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """Wall time (s) of one training run per method: mean and sd over data sets and seeds."""
+    g = scores.assign(method=scores.method.map(METHOD_LABELS)).groupby("method", sort=False)["seconds"]
+    return g.agg(["mean", "std"]).round(1).rename(columns={"mean": "training time (s), mean", "std": "sd"})
+
+
+def deck_accuracy_table() -> pd.DataFrame:
+    """The deck's two accuracy tables (ResNet-34 and ResNet-50), methods x (network, data set)."""
+    rows = {}
+    for deck_arch in DECK_ARCHS:
+        for deck_ds in DECK_DATASETS:
+            col = f"{ARCH_LABELS[deck_arch]}, {DATASET_LABELS[deck_ds]}"
+            for m in ("none", "mhe", "so", "srip", "ocnn", "frame"):
+                rows.setdefault(METHOD_LABELS[m], {})[col] = _pm(DECK_ACCURACY[deck_arch][m][deck_ds])
+    return pd.DataFrame(rows).T.rename_axis("method (the deck)")
+
+
+def deck_shift_table(scores: pd.DataFrame, params: dict) -> pd.DataFrame:
+    """The deck's domain-shift table and ours at matched clean accuracy (%, mean ± sd over seeds): one
+    row per setting (the deck's, then each of ours) and method."""
+    rows = []
+    for m in ("none", "ocnn", "frame"):
+        rows.append({"setting": "the deck: ResNet-34, CIFAR-10", "method": METHOD_LABELS[m],
+                     "clean (matched)": _pm(DECK_SHIFT[m]["clean"]),
+                     "corrupted (deck: CIFAR-10-C)": _pm(DECK_SHIFT[m]["corrupted"]),
+                     "second domain (deck: CINIC-10)": _pm(DECK_SHIFT[m]["second"]),
+                     "checkpoint (share of training)": "suboptimal epoch" if m != "none" else "—"})
+    for (d, a), g in scores.groupby(["dataset", "arch"], sort=False):
+        for m in ("none", "ocnn", "frame"):
+            gm = g[g.method == m]
+            if not len(gm):
+                continue
+            rows.append({"setting": f"ours: {_setting(d, a, params)} (second domain: {gm.second_name.iloc[0]})",
+                         "method": METHOD_LABELS[m], "clean (matched)": _mean_sd(gm["clean_matched"]),
+                         "corrupted (deck: CIFAR-10-C)": _mean_sd(gm["shift_matched"]),
+                         "second domain (deck: CINIC-10)": _mean_sd(gm["second_matched"]),
+                         "checkpoint (share of training)": f"{gm.matched_at.mean():.2f}"})
+    return pd.DataFrame(rows).set_index("setting")
+
+
+def deck_simba_table(scores: pd.DataFrame, params: dict) -> pd.DataFrame:
+    """The deck's SimBA table and ours (ASR %, mean ± sd over seeds): one row per setting and method,
+    one column per iteration count of the deck or of ours."""
+    ts = list(dict.fromkeys(list(DECK_SIMBA_ITERS) + list(params["simba_checkpoints"])))
+    ts.sort()
+    rows = []
+    for m in ("none", "ocnn", "frame"):
+        r = {"setting": "the deck: CIFAR-10", "method": METHOD_LABELS[m]}
+        r.update({f"t = {t}": (f"{DECK_SIMBA[m][DECK_SIMBA_ITERS.index(t)]:.2f}" if t in DECK_SIMBA_ITERS else "—")
+                  for t in ts})
+        rows.append(r)
+    for (d, a), g in scores.groupby(["dataset", "arch"], sort=False):
+        for m in ("none", "ocnn", "frame"):
+            gm = g[g.method == m]
+            if len(gm):
+                r = {"setting": f"ours: {_setting(d, a, params)}", "method": METHOD_LABELS[m]}
+                r.update({f"t = {t}": (_mean_sd(gm[f"asr_{t}"], digits=1) if t in params["simba_checkpoints"]
+                                       else "—") for t in ts})
+                rows.append(r)
+    return pd.DataFrame(rows).set_index("setting")
+
+
+def wd_table(wd: pd.DataFrame, params: dict) -> pd.DataFrame:
+    """Clean accuracy (%) of the weight-decay experiment's runs, mean ± sd over seeds."""
+    labels = {"none": "no regularization", "frame": "frame", "none+wd": "no regularization",
+              "frame-wd": "frame"}
+    rows = {}
+    for (run, decay), g in wd.groupby(["run", "weight_decay"], sort=False):
+        name = f"{labels[run]}, weight decay {decay:g}"
+        rows[name] = {_setting(d, a, params): _mean_sd(gg["clean"]) for (d, a), gg in
+                      g.groupby(["dataset", "arch"], sort=False)}
+    return pd.DataFrame(rows).T.rename_axis("run")
 
 
 def spectra_markdown(spectra: pd.DataFrame, params: dict) -> str:
@@ -1078,7 +1536,8 @@ def panel_names(df: pd.DataFrame, params: dict) -> pd.DataFrame:
 def asr_curves(scores: pd.DataFrame, params: dict) -> pd.DataFrame:
     """Tidy ASR (%) per data set, method, seed and checkpoint."""
     rows = [dict(dataset=r.dataset, arch=r.arch, method=r.method, seed=r.seed, iterations=t,
-                 asr=100 * getattr(r, f"asr_{t}")) for r in scores.itertuples() for t in params["simba_checkpoints"]]
+                 asr=100 * getattr(r, f"asr_{t}")) for r in scores.itertuples() for t in params["simba_checkpoints"]
+            if np.isfinite(getattr(r, f"asr_{t}"))]
     return panel_names(pd.DataFrame(rows), params)
 
 

@@ -400,33 +400,50 @@ FRAME = Report(
                                                                  and x >= 1 for x in v)
                                    and all(a < b for a, b in zip(v[:-1], v[1:])),
                                    "a non-empty strictly increasing list of positive integers"),
+        "robust_methods": _subset_of(_FR_METHODS, "methods compared under domain shift at matched clean accuracy "
+                                     "and attacked with SimBA (the deck's tables: none, OCNN, frame); must "
+                                     "include 'none' and 'frame'"),
+        "domain_rotation": _nonnegative("second-domain stand-in where no real one is available: test images "
+                                        "rotated by a uniform random angle in +-this many degrees ..."),
+        "domain_translate": _nonnegative("... and shifted by a uniform random fraction in +-this of the image side"),
+        "match_checkpoints": Param(int, "checkpoints per regularized run (evenly spaced in steps, the last at the "
+                                   "end) among which the domain-shift comparison picks the one whose clean "
+                                   "accuracy is closest to the unregularized network's (0 = final weights only)",
+                                   lambda v: not isinstance(v, bool) and v >= 0, "an integer >= 0"),
+        "match_tolerance_pp": _nonnegative("ours: clean accuracies (pp) within this count as matched (self-check)"),
+        "wd_decay": _nonnegative("weight decay of the unregularized network in the weight-decay experiment "
+                                 "(frame without weight decay vs no regularization with it; 0 = no experiment)"),
+        "wd_tolerance_pp": _nonnegative("ours: 'frame without weight decay is no worse' allows this many pp"),
         "cpu_threads": CPU_THREADS,
     },
 )
 
 _fr_common = dict(seed=0, methods=list(_FR_METHODS), frame_A=0.5, frame_B=2.0, frame_weight=0.01, mhe_weight=10.0,
                   mhe_power=2.0, so_weight=0.1, srip_weight=0.1, srip_iters=2, ocnn_weight=0.01,
-                  simba_checkpoints=[1, 10, 50, 100, 1000])
+                  simba_checkpoints=[1, 10, 50, 100, 1000], robust_methods=["none", "ocnn", "frame"],
+                  domain_rotation=30.0, domain_translate=0.1,
+                  match_tolerance_pp=0.5, wd_decay=5e-4, wd_tolerance_pp=0.5)
 FRAME.profiles = {
     "smoke": {**_fr_common, **dict(profile="smoke", device="cpu", n_seeds=2, datasets=["fashion-mnist"],
                                    archs=["small_resnet"], widths=[4, 8, 8], n_train=128, n_test=64, augment=False,
                                    epochs=1, batch_size=64, optimizer="adam", lr=0.01, weight_decay=0.0,
                                    grad_clip=0.0, corruptions=list(_FR_CORRUPTIONS), severities=[1, 5], n_shift=32,
                                    simba_basis="pixel", simba_eps=0.2, simba_images=8,
-                                   simba_checkpoints=[1, 5, 20], cpu_threads=1)},
+                                   simba_checkpoints=[1, 5, 20], match_checkpoints=2, cpu_threads=1)},
     "book": {**_fr_common, **dict(profile="book", device="auto", n_seeds=3, datasets=["mnist", "fashion-mnist"],
                                   archs=["small_resnet"], widths=[8, 16, 32], n_train=3000, n_test=1000,
                                   augment=False, epochs=5, batch_size=64, optimizer="adam", lr=0.01,
                                   weight_decay=0.0, grad_clip=0.0,
                                   corruptions=["gaussian_noise", "shot_noise", "impulse_noise", "gaussian_blur",
                                                "contrast", "pixelate"], severities=[1, 2, 3, 4, 5], n_shift=500,
-                                  simba_basis="dct", simba_eps=0.2, simba_images=50, cpu_threads=1)},
+                                  simba_basis="dct", simba_eps=0.05, simba_images=50, match_checkpoints=10,
+                                  cpu_threads=1)},
     "paper": {**_fr_common, **dict(profile="paper", device="auto", n_seeds=3, datasets=["cifar10", "cifar100", "svhn"],
                                    archs=["resnet34", "resnet50"], widths=[8, 16, 32], n_train=100000,
                                    n_test=100000, augment=True, epochs=200, batch_size=128, optimizer="sgd",
                                    lr=0.1, weight_decay=5e-4, grad_clip=5.0, corruptions=list(_FR_CORRUPTIONS),
                                    severities=[1, 2, 3, 4, 5], n_shift=10000, simba_basis="dct", simba_eps=0.2,
-                                   simba_images=500, cpu_threads=0)},
+                                   simba_images=500, match_checkpoints=40, cpu_threads=0)},
 }
 
 _MA_TASKS = ("mnist", "iris", "hapt")
