@@ -934,6 +934,17 @@ def claims(results: dict, params: dict) -> list:
                 f"costs a significant loss, more than {tol:g} pp (number: drop minus {tol:g} pp)",
                 "the exception: λ = 0 and 0.1 lose accuracy (figure)", (d.drop_pp - tol).to_numpy(),
                 d.seed.to_numpy(), prof, fmt="{:+.2f} pp", kind="report", deck=DECK_FIGURE))
+    exc = [lam for lam in params["lambdas"] if lam in (0.0, 0.1)]
+    rest = [lam for lam in params["lambdas"] if lam not in (0.0, 0.1)]
+    if exc and rest:
+        per = drops.pivot_table(index="seed", columns="lam", values="drop_pp")
+        diff = per[exc].mean(axis=1) - per[rest].mean(axis=1)
+        out.append(paired_claim(
+            f"The exception is an exception: at {100 * cf:.0f}% removed by density, the separate models with "
+            f"λ ∈ {{{', '.join(map(fmt_lam, exc))}}} lose more accuracy than those with the other λ (number: mean drop "
+            f"of the former minus that of the latter, pp)",
+            "λ = 0 and 0.1 lose accuracy, the other λ do not (figure)", diff.to_numpy(), diff.index.to_numpy(),
+            prof, fmt="{:+.2f} pp", kind="report", deck=DECK_FIGURE))
     lam_h = hyper_lambdas(params)
     lams = ", ".join(map(fmt_lam, lam_h))
     auc = curve_auc_pp(curves).pivot_table(index=["lam", "seed"], columns="method", values="auc_pp")
@@ -1033,3 +1044,113 @@ TOLERANCES = {
     "similar_tol_pp": "largest mean |difference of areas under the one-shot curves| (pp) that counts as “similar”",
     "claim_fraction": "the fraction of weights removed at which the pruning claims are checked (the deck: ≈80%)",
 }
+
+
+# --- figures and page tables ------------------------------------------------------------------
+
+
+def table_markdown(df: pd.DataFrame) -> str:
+    """A data frame as a Markdown table with headers for every column (the index included)."""
+    d = df.reset_index() if df.index.name or any(df.index.names) else df
+    return d.to_markdown(index=False)
+
+
+def magnitude_figure(curves: pd.DataFrame, lambdas, method: str = "separate"):
+    """One panel per λ: one-shot test accuracy vs % of weights removed by relative density and by
+    magnitude |μ| (mean ± sd over seeds) for the models of ``method``."""
+    import matplotlib.pyplot as plt
+
+    c = curves[(curves.method == method) & (curves.stage == "one-shot")]
+    lams = [lam for lam in lambdas if lam in set(c.lam)]
+    ncols = min(3, len(lams))
+    nrows = -(-len(lams) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), sharex=True, sharey=True,
+                             squeeze=False)
+    colours = {"density": "#d62728", "magnitude": "#7f7f7f"}
+    for ax, lam in zip(axes.flat, lams):
+        for crit, col in colours.items():
+            g = c[(c.lam == lam) & (c.criterion == crit)].groupby("fraction").accuracy.agg(["mean", "std"])
+            sd = g["std"].fillna(0)
+            ax.plot(100 * g.index, 100 * g["mean"], color=col, marker="o", ms=3,
+                    label="relative density μ²/σ²" if crit == "density" else "magnitude |μ|")
+            ax.fill_between(100 * g.index, 100 * (g["mean"] - sd), 100 * (g["mean"] + sd), color=col, alpha=0.2)
+        ax.set_title(f"λ = {fmt_lam(lam)}")
+        ax.tick_params(labelleft=True)
+    for ax in axes[-1]:
+        ax.set_xlabel("weights removed (%)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("test accuracy (%)")
+    for ax in list(axes.flat)[len(lams):]:
+        ax.set_visible(False)
+    axes.flat[0].legend(frameon=False, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def evidence_figure(results: dict, lambdas):
+    """Against λ (log axis): median posterior σ, KL per parameter, expected log-likelihood per example
+    and the generalised evidence per example, for each hypernetwork along the fine grid (mean ± sd over
+    seeds) and the separate models at their λ (points; λ = 0 is drawn at the left edge, open marker)."""
+    import matplotlib.pyplot as plt
+
+    gm, m = results["grid_models"], results["models"]
+    colours = {"linear": "#1f77b4", "lowrank": "#ff7f0e", "separate": "#000000"}
+    panels = [("median_sigma", "median posterior σ"), ("kl_per_param", "KL per parameter (nats)"),
+              ("loglik", "E_q log p(y|x,w) per example"), ("evidence", "generalised evidence per example")]
+    fig, axes = plt.subplots(2, 2, figsize=(10.5, 7.0), sharex=True, squeeze=False)
+    pos = [lam for lam in lambdas if lam > 0]
+    left = min(pos) / 3 if pos else 1e-3
+    for ax, (col, label) in zip(axes.flat, panels):
+        for meth in ("linear", "lowrank"):
+            g = gm[gm.method == meth].groupby("lam")[col].agg(["mean", "std"])
+            sd = g["std"].fillna(0)
+            ax.plot(g.index, g["mean"], color=colours[meth], label=METHOD_LABELS[meth])
+            ax.fill_between(g.index, g["mean"] - sd, g["mean"] + sd, color=colours[meth], alpha=0.2)
+        s = m[m.method == "separate"].groupby("lam")[col].agg(["mean", "std"])
+        sp = s[s.index > 0]
+        ax.errorbar(sp.index, sp["mean"], yerr=sp["std"].fillna(0), fmt="o", color=colours["separate"], capsize=3,
+                    label=METHOD_LABELS["separate"])
+        if 0.0 in s.index:
+            ax.errorbar([left], [s.loc[0.0, "mean"]], yerr=[0 if np.isnan(s.loc[0.0, "std"]) else s.loc[0.0, "std"]],
+                        fmt="o", mfc="white", color=colours["separate"], capsize=3, label="separate model, λ = 0")
+        ax.set_xscale("log")
+        if col in ("kl_per_param",):
+            ax.set_yscale("log")
+        if col == "evidence":
+            ax.set_yscale("symlog", linthresh=1.0)
+        ax.set_ylabel(label)
+    for ax in axes[-1]:
+        ax.set_xlabel("complexity coefficient λ (log scale)")
+    axes[0, 0].legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def prior_figure(results: dict, params: dict):
+    """Prior-variance sweep: one-shot accuracy vs % of weights removed by density (left) and the median
+    posterior σ with its interquartile range (right), per prior variance (mean over seeds)."""
+    import matplotlib.pyplot as plt
+
+    pc, pm = results["prior_curves"], results["prior_models"]
+    pc = pc[(pc.criterion == "density") & (pc.stage == "one-shot")]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10.5, 3.6))
+    cmap = plt.get_cmap("plasma")
+    pvs = sorted(pc.prior_variance.unique())
+    for i, pv in enumerate(pvs):
+        g = pc[pc.prior_variance == pv].groupby("fraction").accuracy.agg(["mean", "std"])
+        col = cmap(0.8 * i / max(1, len(pvs) - 1))
+        a.plot(100 * g.index, 100 * g["mean"], marker="o", ms=3, color=col, label=f"prior variance {pv:g}")
+        a.fill_between(100 * g.index, 100 * (g["mean"] - g["std"].fillna(0)), 100 * (g["mean"] + g["std"].fillna(0)),
+                       color=col, alpha=0.2)
+    a.set(xlabel="weights removed (%)", ylabel="test accuracy (%)",
+          title=f"separate models, λ = {fmt_lam(params['sweep_lambda'])}")
+    a.legend(frameon=False, loc="lower left")
+    s = pm.groupby("prior_variance")[["median_sigma", "sigma_q25", "sigma_q75"]].mean()
+    b.errorbar(s.index, s.median_sigma, yerr=[s.median_sigma - s.sigma_q25, s.sigma_q75 - s.median_sigma], fmt="o-",
+               color="0.2", capsize=3)
+    b.plot(s.index, np.sqrt(s.index), ls="--", color="0.6", label="prior standard deviation")
+    b.axhline(params["init_sigma"], ls=":", color="0.6", label="initial σ")
+    b.set(xscale="log", yscale="log", xlabel="prior variance", ylabel="posterior σ (median, quartiles)")
+    b.legend(frameon=False)
+    fig.tight_layout()
+    return fig
