@@ -225,12 +225,12 @@ _vc_common = dict(hidden=[100], optimizer="adam", lr=5e-4, finetune_lr=0.1, grad
                   similar_tol_pp=2.0, eval_every_steps=47, evidence_n=10000)
 VARIATIONAL.profiles = {
     "smoke": {**_vc_common, **dict(profile="smoke", device="cpu", seed=0, n_seeds=2, n_train=600, n_test=300,
-                                   hidden=[16], epochs=1, hyper_epochs=1, batch_size=64,
+                                   lr=5e-3, hidden=[16], epochs=1, hyper_epochs=1, batch_size=64,
                                    lambdas=[0.0, 0.1, 1.0, 100.0], lambda_min=0.1, lambdas_per_batch=2, embed_dim=4,
                                    prior_variances=[0.1, 1.0], fractions=[0.0, 0.5, 0.8], finetune_steps=2,
                                    n_lambda_grid=3, eval_every_steps=3, evidence_n=200, cpu_threads=1)},
     "book": {**_vc_common, **dict(profile="book", device="auto", seed=0, n_seeds=3, n_train=60000, n_test=10000,
-                                  epochs=3, hyper_epochs=3, finetune_steps=30, n_lambda_grid=17, cpu_threads=1)},
+                                  lr=5e-3, epochs=3, hyper_epochs=3, finetune_steps=30, n_lambda_grid=17, cpu_threads=1)},
     "paper": {**_vc_common, **dict(profile="paper", device="auto", seed=0, n_seeds=5, n_train=60000, n_test=10000,
                                    epochs=50, hyper_epochs=50, finetune_steps=235, n_lambda_grid=33,
                                    eval_every_steps=235, cpu_threads=0)},
