@@ -331,7 +331,11 @@ def test_smoke_experiment_tables():
     assert "λ = 0:" in md and "Magnitude pruning" in md
     for table in (Cx.model_table(r["models"]), Cx.density_vs_magnitude_table(r, P), Cx.sensitivity_table(r, P),
                   Cx.cost_table(r, P), Cx.timing_table(r["timing"], P), Cx.prior_table(r, P), Cx.protocol_table(P)):
-        assert Cx.table_markdown(table).startswith("|")
+        md = Cx.table_markdown(table)
+        lines = md.splitlines()
+        assert md.startswith("|") and len(lines) == len(table) + 2
+        ncol = lines[0].replace("\\|", "").count("|")  # escaped pipes inside a header do not split it
+        assert all(line.replace("\\|", "").count("|") == ncol for line in lines)
 
 
 # --- protocol: optimizer, clipping, counted steps, input scaling --------------------------------

@@ -1041,7 +1041,7 @@ def discussion_markdown(results: dict, ledger: list, params: dict) -> str:
 TOLERANCES = {
     "drop_tol_pp": "largest accuracy drop (pp) at `claim_fraction` that still counts as “no significant loss”; "
                    "for λ = 0 and 0.1 a drop above it counts as the claimed significant loss",
-    "similar_tol_pp": "largest mean |difference of areas under the one-shot curves| (pp) that counts as “similar”",
+    "similar_tol_pp": "largest mean absolute difference of the areas under the one-shot curves (pp) that counts as “similar”",
     "claim_fraction": "the fraction of weights removed at which the pruning claims are checked (the deck: ≈80%)",
 }
 
@@ -1051,7 +1051,12 @@ TOLERANCES = {
 
 def table_markdown(df: pd.DataFrame) -> str:
     """A data frame as a Markdown table with headers for every column (the index included)."""
-    d = df.reset_index() if df.index.name or any(df.index.names) else df
+    d = df.reset_index() if df.index.name or any(df.index.names) else df.copy()
+    esc = lambda v: v.replace("|", "\\|") if isinstance(v, str) else v  # noqa: E731
+    d.columns = [esc(str(c)) for c in d.columns]
+    for c in d.columns:
+        if not pd.api.types.is_numeric_dtype(d[c]):
+            d[c] = d[c].map(esc)
     return d.to_markdown(index=False)
 
 
