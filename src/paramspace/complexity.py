@@ -1031,6 +1031,19 @@ def discussion_markdown(results: dict, ledger: list, params: dict) -> str:
                      + ", ".join(f"{v:.3g}" for v in hm.median_sigma) + f" and drop at {100 * cf:.0f}% "
                      + ", ".join(f"{v:.2f}" for v in dh) + " pp for λ = "
                      + ", ".join(map(fmt_lam, hm.index)) + ".")
+    sens = sensitivity(results, params).groupby("method", sort=False).kl_decades.mean()
+    lines.append("* **λ-sensitivity** (decades by which the KL per parameter falls over the covered λ): "
+                 + "; ".join(f"{METHOD_LABELS[m]} {v:.2f}" for m, v in sens.items()) + ".")
+    cost = cost_to_quality(results, params).groupby("method", sort=False).mean(numeric_only=True)
+    lines.append("* **Counted work** (network passes per seed): "
+                 + "; ".join(f"{METHOD_LABELS[m]} {r.hyper_passes:.0f}, against {r.separate_to_quality_passes:.0f} "
+                             f"for the separate models to reach its accuracy ({r.separate_full_passes:.0f} for their "
+                             f"full budget; {r.censored:.1f} λ never reached it)" for m, r in cost.iterrows()) + ".")
+    pt = prior_table(results, params)
+    lines.append(f"* **Prior sweep** (λ = {fmt_lam(params['sweep_lambda'])}): "
+                 + "; ".join(f"variance {pv:g}: accuracy {r.iloc[0]:.1f}%, median σ {r.iloc[1]:.3g}, "
+                             f"KL per parameter {r.iloc[3]:.3g}, drop at {100 * cf:.0f}% {r.iloc[4]:.2f} pp"
+                             for pv, r in pt.iterrows()) + ".")
     counted = [c for c in ledger if c.counted]
     counts = pd.Series([c.verdict for c in counted]).value_counts()
     lines.append("* **Verdicts of the report's claims**: " + ", ".join(f"{n} {v}" for v, n in counts.items())
