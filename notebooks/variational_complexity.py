@@ -172,7 +172,10 @@ plots.setup()
 #    notebook uses prior $\sigma = 1$ and 50 hidden units).
 # 4. *Input scaling, clipping, pruning per layer, the endpoints of the linear hypernetwork and $\lambda \in [0.01, 100]$*
 #    are not stated in the deck; we take them from the authors' code.
-# 5. *Our choices:* the local reparameterisation trick (lower-variance gradients; the authors sample weights), the
+# 5. *Hidden activation.* The deck's formula $\mathbf{f}(\mathbf{x}, \mathbf{w}) = \mathbf{w}_2^\top \mathrm{softmax}(\mathbf{w}_1^\top \mathbf{x} + \mathbf{b}_1) + \mathbf{b}_2$
+#    puts the softmax on the hidden layer, while its text says the second layer is the softmax; the authors' code uses ReLU
+#    in the hidden layer and a softmax (cross-entropy) output, and so do we.
+# 6. *Our choices:* the local reparameterisation trick (lower-variance gradients; the authors sample weights), the
 #    log-scale encoding $t(\lambda)$, the rank 1 of the low-rank term, and a short fine-tuning stage.
 
 # %% tags=["hide-input"]
