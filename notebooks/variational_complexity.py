@@ -120,11 +120,11 @@ fractions = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 finetune_steps = 30
 claim_fraction = 0.8
 drop_tol_pp = 1.0
-eval_every_steps = 47
-evidence_n = 10000
+eval_every_steps = 141
+evidence_n = 5000
 similar_tol_pp = 2.0
-n_lambda_grid = 17
-cpu_threads = 1
+n_lambda_grid = 13
+cpu_threads = 2
 
 # %% tags=["remove-cell"]
 import matplotlib.pyplot as plt

@@ -309,6 +309,7 @@ def test_smoke_experiment_tables():
     lam_h = Cx.hyper_lambdas(P)
     cur = r["curves"]
     assert set(cur.method) == set(Cx.METHODS) and set(cur.criterion) == set(Cx.CRITERIA)
+    assert set(cur[cur.method != "separate"].criterion) == {"density"}
     assert sorted(cur[cur.method == "separate"].lam.unique()) == P["lambdas"]
     assert sorted(cur[cur.method == "linear"].lam.unique()) == lam_h
     assert set(cur[cur.criterion == "magnitude"].stage) == {"one-shot"}  # fine-tuning only for density
