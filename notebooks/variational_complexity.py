@@ -350,7 +350,9 @@ display(Markdown(complexity.discussion_markdown(results, ledger, P)))
 # * **Hypernetworks.** The linear hypernetwork interpolates linearly in $\log\lambda$ between two parameter sets that start
 #   as two independent initialisations; the low-rank one changes each weight matrix by a rank-$r$ term driven by the
 #   deck's 50 ReLU features. {numref}`tab-r2-sensitivity` says whether each learned to make its models simpler as
-#   $\lambda$ grows, as the separate models do.
+#   $\lambda$ grows, as the separate models do. The quality and similarity rows average over the covered $\lambda$, and
+#   the per-$\lambda$ differences can have opposite signs (a hypernetwork can be below the separate models at small
+#   $\lambda$ and above them at large $\lambda$): {numref}`tab-r2-models` and {numref}`fig-r2-continuum` show them per $\lambda$.
 # * **Cost.** At equal epochs the budgets are equal by construction (above); the cost rows ask instead how much work the
 #   separate models need to reach the hypernetwork's quality, which is the deck's "similar results at lower cost".
 # * The claims use the one-shot curves, as the report does; the fine-tuned curves show how much of any loss a few
