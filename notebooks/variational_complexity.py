@@ -124,7 +124,7 @@ eval_every_steps = 141
 evidence_n = 5000
 similar_tol_pp = 2.0
 n_lambda_grid = 13
-cpu_threads = 2
+cpu_threads = 1
 
 # %% tags=["remove-cell"]
 import matplotlib.pyplot as plt

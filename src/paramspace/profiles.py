@@ -231,7 +231,7 @@ VARIATIONAL.profiles = {
                                    n_lambda_grid=3, eval_every_steps=3, evidence_n=200, cpu_threads=1)},
     "book": {**_vc_common, **dict(profile="book", device="auto", seed=0, n_seeds=3, n_train=60000, n_test=10000,
                                   lr=5e-3, epochs=3, hyper_epochs=3, finetune_steps=30, n_lambda_grid=13,
-                                  eval_every_steps=141, evidence_n=5000, cpu_threads=2)},
+                                  eval_every_steps=141, evidence_n=5000, cpu_threads=1)},
     "paper": {**_vc_common, **dict(profile="paper", device="auto", seed=0, n_seeds=5, n_train=60000, n_test=10000,
                                    epochs=50, hyper_epochs=50, finetune_steps=235, n_lambda_grid=33,
                                    eval_every_steps=235, cpu_threads=0)},
