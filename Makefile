@@ -7,7 +7,8 @@
 #                                  store it in book/scale/<profile>/ (a companion page beside the book's; commit it)
 #   make list                      list reports and profiles
 #   make data                      verify data/ and restore missing, empty or corrupt files from the mirror
-#   make bench                     peak memory of the Hessian at the paper sizes -> BENCHMARKS.md
+#   make bench                     peak memory of the Hessian at the paper sizes -> BENCHMARKS.md;
+#                                  K = 30 MLPs trained batched vs one after the other (row to paste)
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
@@ -60,6 +61,7 @@ show: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python tools/bench_hessian.py --write
+	$(BIN)/python tools/bench_family.py --k 30 --repeats 3 --threads 1
 
 companion: $(STAMP)
 	@test -n "$$NAME" || { echo "usage: make companion NAME=<report> PROFILE=paper|smoke [DEVICE=cpu|cuda] [SET='k=v ...']"; $(BIN)/python -m paramspace list; exit 2; }
