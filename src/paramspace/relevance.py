@@ -229,6 +229,12 @@ def claims(curves: pd.DataFrame, toy: dict, synth: dict, params: dict) -> list:
         "— (the deck gives the law, slide 'Синтетические данные', no diagnostics of it)",
         f"{len(synth['flagged'])} flagged; w_0 flagged: {0 in synth['flagged']}",
         list(synth["flagged"]) == expect, prof, kind="check"))
+    out.append(exact_claim(
+        "Read literally, the deck's removal rule (xi = argmax lambda_j / max lambda, then the largest q on "
+        "xi) first removes a parameter of the toy set's collinear group",
+        "not stated (our reading of slide 'Метод Белсли': the largest q belong to the most dependent parameters)",
+        f"first removed: {toy['first']['deck']} (with Belsley's index: {toy['first']['belsley']})",
+        toy["first"]["deck"] in group, prof, kind="ours"))
     qn = {"wine": "accuracy", "boston": "max(R², 0)", "synthetic": "max(R², 0)"}
     deck_index = params["condition_index"] == "deck"
     for crit in ("belsley", "obd", "variational", "magnitude", "belsley_design"):
@@ -257,7 +263,11 @@ def summary_markdown(ledger: list) -> str:
     exact = [c for c in ledger if c.rule == "exact"]
     if exact:
         ok = sum(c.verdict == "reproduced" for c in exact)
-        lines.append(f"* Self-checks of our Belsley diagnostics (not counted): {ok} of {len(exact)} pass.")
+        checks = [c for c in exact if c.kind == "check"]
+        ok = sum(c.verdict == "reproduced" for c in checks)
+        lines.append(f"* Self-checks of our Belsley diagnostics (not counted): {ok} of {len(checks)} pass.")
+        lines += [f"* {c.claim} (ours, not counted): **{c.verdict}**; {c.our_value}." for c in exact
+                  if c.kind != "check"]
     by = collections.defaultdict(list)
     for c in ledger:
         if c.rule == "paired":
