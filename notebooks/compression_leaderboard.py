@@ -186,15 +186,15 @@ display(Markdown(LB.summary_markdown(results, P)))
 #   gradient step should move (the product of the gradients on two half-batches), not which weights the
 #   trained network needs; at a trained optimum those gradients are small and noisy. We use them as the
 #   report defines them, with the weights fixed, and report where that puts them.
-# * **Belsley's method with the Laplace covariance** ranks the stiffest directions of the loss as the most
-#   collinear ones (see report 5's chapter), which is why it can fall below random removal.
+# * **Belsley's method with the Laplace covariance** uses report 5's default, the deck's condition index
+#   $\lambda_j/\lambda_{\max}$, and the same number of eigendecompositions as in that chapter; that chapter
+#   discusses why neither end of the covariance spectrum is sure to remove unimportant parameters first.
 # * **W2 vs Euclidean clustering** differ only through the neurons' posterior standard deviations
 #   (for diagonal Gaussians, W2 is the Euclidean distance between the vectors $(\mu, \sigma)$). Where
 #   those are nearly equal across neurons, the two metrics make the same clusters; report 1's chapter
 #   studies the metric with full covariances.
 # * **Variational vs magnitude.** The two are the same order when the posterior standard deviations are
 #   all equal; `rank_corr_var_mag` in {numref}`tab-lb-models` says how far apart they are in this run.
-# * **Belsley's method** uses report 5's default, the deck's condition index (see that chapter).
 # * One-shot removal without retraining throughout; retraining after removal would lift every curve.
 
 # %% [markdown]
