@@ -150,11 +150,13 @@ display(Markdown(
     f"Near-dependent directions ($\\sqrt{{\\lambda_1/\\lambda_j}} > {toy['eta_threshold']:.0f}$): "
     f"{int(near_dependent(toy['eta'], toy['index'], toy['eta_threshold']).sum())}. Parameters with more than "
     f"half of their variance proportion on them (flagged as collinear): **{', '.join(toy['flagged'])}**; "
-    f"$x$ carries {toy['share'][5]:.2g} of its proportion there ({{numref}}`fig-r5-belsley-toy`). "
+    f"$x$ carries {toy['share'][5]:.2g} of its proportion there. "
     f"The first parameter the deck's rule removes: **{toy['first']['deck']}**; with Belsley's index: "
     f"**{toy['first']['belsley']}**."))
 
 # %% [markdown]
+# {numref}`fig-r5-belsley-toy` shows the toy set and its proportions.
+#
 # **The deck's rule on its own illustration.** The flags above do not depend on the definition of the
 # index. The removal rule does: read literally, $\xi = \arg\max_j \lambda_j/\lambda_{\max}$ is the direction
 # of largest eigenvalue, which on the toy set lies inside the collinear group, and the largest
