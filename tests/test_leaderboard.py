@@ -106,10 +106,50 @@ def test_smoke_run_counts_parameters_exactly_and_shares_the_end_points():
     assert len(board) == len(p["datasets"]) * len(LB.CRITERIA)
     assert (res["timing"].seconds >= 0).all()
     md = LB.leaderboard_markdown(board)
-    assert md.count("| rank | criterion |") == len(p["datasets"])
+    lines = md.splitlines()
+    assert lines[0].startswith("| data set | rank | criterion |") and len(lines) == 2 + len(board)
+    # ranks restart at 1 in every data set, and every row has as many cells as the header
+    ranks = [int(line.split(" | ")[1]) for line in lines[2:]]
+    assert ranks == list(range(1, len(LB.CRITERIA) + 1)) * len(p["datasets"])
+    assert all(line.replace("\\|", "").count("|") == lines[0].count("|") for line in lines)
     assert "magnitude \\|w\\|" in md  # the pipe in a label is escaped, not a column break
+    # training is charged: the Bayesian one to the criteria that read sigma, a plain MLP's to the rest
+    t = res["timing"].merge(models[["dataset", "seed", "bayes_train_s", "plain_train_s"]], on=["dataset", "seed"])
+    need = t.criterion.isin(LB.NEEDS_POSTERIOR)
+    assert np.allclose(t.train_seconds[need], t.bayes_train_s[need])
+    assert np.allclose(t.train_seconds[~need], t.plain_train_s[~need])
+    assert np.allclose(t.total_seconds, t.seconds + t.train_seconds)
+    # the same number of steps on every data set, whatever its size
+    assert (models.steps >= p["train_steps"]).all()
+    assert (models.steps - p["train_steps"] < np.ceil(models.n_train / p["batch_size"])).all()
+    assert len(res["sigmas"]) == models.n_params.sum() and (res["sigmas"].sigma > 0).all()
     text = LB.summary_markdown(res, p)
     assert all(f"**{d}**" in text for d in curves.dataset.unique())
+
+
+def test_epochs_for_a_fixed_number_of_steps_by_hand():
+    # Wine: 133 rows, batch 128 -> 2 steps per epoch; 1600 steps = 800 epochs
+    assert LB.epochs_for(133, 128, 1600) == (800, 1600)
+    # MNIST subset: 10000 rows -> 79 steps per epoch; 1600 steps need 21 epochs = 1659 steps
+    assert LB.epochs_for(10000, 128, 1600) == (21, 1659)
+    assert LB.epochs_for(10, 128, 1) == (1, 1)
+
+
+def test_sigma_summary_by_hand():
+    # every sigma equal: mu^2/sigma^2 is a monotone function of |mu| -> rank correlation exactly 1
+    p, ds, bayes, det = _fitted()
+    with torch.no_grad():
+        for layer in bayes:
+            if hasattr(layer, "weight_rho"):
+                layer.weight_rho.fill_(-3.0)
+                layer.bias_rho.fill_(-3.0)
+    out = LB.sigma_summary(bayes, det)
+    sig = float(torch.nn.functional.softplus(torch.tensor(-3.0)))
+    assert out["sigma_min"] == pytest.approx(sig) and out["sigma_max"] == pytest.approx(sig)
+    assert out["sigma_spread"] == pytest.approx(1.0)
+    assert out["rank_corr_var_mag"] == pytest.approx(1.0)
+    # one sigma per parameter, in the order of the deterministic network's parameters
+    assert len(LB.posterior_sigmas(bayes)) == n_params(det)
 
 
 def test_bad_parameters_are_refused_with_the_reason():

@@ -176,7 +176,7 @@ def _collinear_design(n=2000, seed=0):
 
 def test_belsley_proportions_collinear_pair():
     cov = np.cov(_collinear_design(), rowvar=False)
-    eta, q = pruning.belsley_proportions(cov)
+    eta, q = pruning.belsley_proportions(cov, index="belsley")
     np.testing.assert_allclose(q.sum(1), 1.0, atol=1e-12)
     assert np.all(q >= 0)
     assert np.all(np.diff(eta) >= 0) and eta[0] == pytest.approx(1.0)
@@ -188,20 +188,20 @@ def test_belsley_proportions_collinear_pair():
 
 def test_belsley_proportions_two_by_two_by_hand():
     r = 0.9
-    eta, q = pruning.belsley_proportions(np.array([[1.0, r], [r, 1.0]]))
+    eta, q = pruning.belsley_proportions(np.array([[1.0, r], [r, 1.0]]), index="belsley")
     # eigenvalues 1 + r, 1 - r; eigenvectors (1, 1)/sqrt2, (1, -1)/sqrt2
     np.testing.assert_allclose(eta, [1.0, math.sqrt((1 + r) / (1 - r))], rtol=1e-12)
     np.testing.assert_allclose(q, [[(1 - r) / 2, (1 + r) / 2]] * 2, rtol=1e-12)
     # scaling to unit diagonal makes the variances irrelevant
     s = np.array([2.0, 5.0])
-    eta2, q2 = pruning.belsley_proportions(np.outer(s, s) * np.array([[1.0, r], [r, 1.0]]))
+    eta2, q2 = pruning.belsley_proportions(np.outer(s, s) * np.array([[1.0, r], [r, 1.0]]), index="belsley")
     np.testing.assert_allclose(eta2, eta, rtol=1e-12)
     np.testing.assert_allclose(q2, q, rtol=1e-10)
 
 
 def test_belsley_proportions_diagonal_covariance():
     cov = np.diag([4.0, 1.0, 9.0, 0.25])
-    eta, q = pruning.belsley_proportions(cov)
+    eta, q = pruning.belsley_proportions(cov, index="belsley")
     # unit-diagonal scaling turns it into I: every eta_j = sqrt(1/1) = 1
     np.testing.assert_allclose(eta, np.ones(4), rtol=1e-12)
     # each parameter lies entirely on one direction: q is a permutation matrix
@@ -209,7 +209,7 @@ def test_belsley_proportions_diagonal_covariance():
     np.testing.assert_allclose(q.sum(0), np.ones(4), atol=1e-12)
     # without scaling: lam = (9, 4, 1, 0.25) -> eta = sqrt(9 / lam) = (1, 1.5, 3, 6),
     # and parameter k sits on the direction of its own variance
-    eta, q = pruning.belsley_proportions(cov, scale=False)
+    eta, q = pruning.belsley_proportions(cov, scale=False, index="belsley")
     np.testing.assert_allclose(eta, [1.0, 1.5, 3.0, 6.0], rtol=1e-12)
     expected = np.zeros((4, 4))
     expected[2, 0] = expected[0, 1] = expected[1, 2] = expected[3, 3] = 1.0
@@ -227,7 +227,7 @@ def test_belsley_proportions_accepts_torch_and_rejects_non_square():
 @pytest.mark.parametrize("n_steps", [100, 2, 1])
 def test_belsley_order_is_a_permutation_starting_in_the_collinear_pair(n_steps):
     cov = np.cov(_collinear_design(), rowvar=False)
-    order = pruning.belsley_order(cov, n_steps=n_steps)
+    order = pruning.belsley_order(cov, n_steps=n_steps, index="belsley")
     assert sorted(order.tolist()) == [0, 1, 2, 3]
     assert order[0] in (0, 2)
 
@@ -238,7 +238,7 @@ def test_belsley_order_within_one_step_follows_the_proportions():
     # step; they must still be listed most collinear first, not by index.
     A = np.eye(4)
     A[0, 1] = A[1, 0] = 0.9
-    order = pruning.belsley_order(A, n_steps=1)
+    order = pruning.belsley_order(A, n_steps=1, index="belsley")
     assert sorted(order.tolist()) == [0, 1, 2, 3]
     assert set(order[:2].tolist()) == {0, 1}
 
@@ -249,7 +249,7 @@ def test_belsley_order_larger_block():
     A = np.eye(P)
     A[1:6, 1:6] = 0.95
     np.fill_diagonal(A, 1.0)
-    order = pruning.belsley_order(A, n_steps=P)
+    order = pruning.belsley_order(A, n_steps=P, index="belsley")
     assert sorted(order.tolist()) == list(range(P))
     assert order[0] in range(1, 6)
 
@@ -265,6 +265,63 @@ def test_belsley_scores_follow_the_order():
         assert flat[idx] == k
     with pytest.raises(ValueError):
         pruning.belsley_scores(lin, np.eye(5))
+    # the deck's index (the default) gives its own order, and the scores follow it too
+    order_d = pruning.belsley_order(cov, n_steps=100, index="deck")
+    s_d = pruning.belsley_scores(lin, cov, n_steps=100)
+    flat_d = torch.cat([s_d["weight"].reshape(-1), s_d["bias"]])
+    assert [int(flat_d[i]) for i in order_d] == list(range(4))
+
+
+# --- the deck's condition index (report 5, slide 'Метод Белсли') ------------------------------
+
+
+def test_condition_indices_deck_and_belsley_by_hand():
+    lam = np.array([9.0, 4.0, 1.0, 0.25])
+    np.testing.assert_allclose(pruning.condition_indices(lam, "deck"), [1.0, 4 / 9, 1 / 9, 1 / 36], rtol=1e-15)
+    np.testing.assert_allclose(pruning.condition_indices(lam, "belsley"), [1.0, 1.5, 3.0, 6.0], rtol=1e-15)
+    # monotone in each other: eta_deck = 1 / eta_belsley^2
+    np.testing.assert_allclose(pruning.condition_indices(lam, "deck"),
+                               1 / pruning.condition_indices(lam, "belsley") ** 2, rtol=1e-15)
+    with pytest.raises(ValueError, match="condition index"):
+        pruning.condition_indices(lam, "sqrt")
+    with pytest.raises(ValueError, match="condition index"):
+        pruning.belsley_proportions(np.eye(2), index="nope")
+
+
+def test_near_dependent_agrees_between_the_two_indices():
+    lam = np.array([1.0, 1e-2, 1e-3, 1e-4])  # sqrt(1 / lam) = 1, 10, 31.6, 100
+    for index in ("deck", "belsley"):
+        eta = pruning.condition_indices(lam, index)
+        assert pruning.near_dependent(eta, index, 30.0).tolist() == [False, False, True, True]
+
+
+def test_belsley_proportions_deck_index_two_by_two_by_hand():
+    r = 0.9
+    eta, q = pruning.belsley_proportions(np.array([[1.0, r], [r, 1.0]]), index="deck")
+    # eigenvalues 1 + r, 1 - r: eta = ((1 + r)/(1 + r), (1 - r)/(1 + r)); the proportions do not
+    # depend on the index
+    np.testing.assert_allclose(eta, [1.0, (1 - r) / (1 + r)], rtol=1e-12)
+    np.testing.assert_allclose(q, [[(1 - r) / 2, (1 + r) / 2]] * 2, rtol=1e-12)
+
+
+def test_deck_rule_on_a_laplace_covariance_by_hand():
+    # design Gram M with a correlated pair (0, 1) and an independent parameter 2; the Laplace covariance
+    # is M^{-1} = [[1, -r], [-r, 1]] / (1 - r^2) (+) 1, unit diagonal after scaling, eigenvalues
+    # 1 + r (v = (1, -1, 0)/sqrt2), 1 (v = e_2), 1 - r (v = (1, 1, 0)/sqrt2)
+    r = 0.8
+    M = np.array([[1.0, r, 0.0], [r, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    cov = np.linalg.inv(M)
+    eta, q = pruning.belsley_proportions(cov, index="deck")
+    np.testing.assert_allclose(eta, [1.0, 1 / (1 + r), (1 - r) / (1 + r)], rtol=1e-12)
+    # the deck's xi = argmax eta is the largest eigenvalue; q on it: (1/2)/(1+r) over
+    # (1/2)/(1+r) + (1/2)/(1-r) = (1 - r)/2 for both members of the pair, 0 for parameter 2
+    np.testing.assert_allclose(q[:, 0], [(1 - r) / 2, (1 - r) / 2, 0.0], atol=1e-12)
+    order = pruning.belsley_order(cov, n_steps=3, index="deck")
+    assert order[0] in (0, 1) and sorted(order.tolist()) == [0, 1, 2]
+    # Belsley's index on the same matrix takes the smallest eigenvalue, share (1 + r)/2 for the pair
+    eta_b, q_b = pruning.belsley_proportions(cov, index="belsley")
+    np.testing.assert_allclose(eta_b[-1], np.sqrt((1 + r) / (1 - r)), rtol=1e-12)
+    np.testing.assert_allclose(q_b[:, -1], [(1 + r) / 2, (1 + r) / 2, 0.0], atol=1e-12)
 
 
 # --- AUC, sweep and noise response ------------------------------------------------------------
@@ -338,8 +395,8 @@ def test_belsley_zero_variance_parameter_is_flagged_first_without_warnings():
     A = np.diag([1.0, 0.0, 2.0])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        eta, q = pruning.belsley_proportions(A)
-        order = pruning.belsley_order(A)
+        eta, q = pruning.belsley_proportions(A, index="belsley")
+        order = pruning.belsley_order(A, index="belsley")
     assert np.allclose(q.sum(1), 1.0)
     assert np.isfinite(eta).all() and eta[-1] > 1e5
     assert q[1, -1] == pytest.approx(1.0)

@@ -73,14 +73,57 @@ def test_claims_from_smoke_run(smoke_run):
     toy = relevance.belsley_toy()
     synth = relevance.belsley_synthetic()
     ledger = relevance.claims(out["curves"], toy, synth, params)
-    # two exact checks, then every non-random criterion x data set
-    assert len(ledger) == 2 + (len(relevance.CRITERIA) - 1) * len(params["datasets"])
+    # two self-checks, our literal reading of the deck's rule on the toy, then every non-random
+    # criterion x data set
+    assert len(ledger) == 3 + (len(relevance.CRITERIA) - 1) * len(params["datasets"])
     assert all(c.verdict in VERDICTS for c in ledger)
+    assert [c.kind for c in ledger[:3]] == ["check", "check", "ours"]
     assert [c.verdict for c in ledger[:2]] == ["reproduced", "reproduced"]
+    # the deck's rule takes the largest eigenvalue of the toy's correlation matrix first: x, the one
+    # independent parameter (see test_toy_first_removed_and_flags_do_not_depend_on_the_index)
+    assert ledger[2].verdict == ("reproduced" if toy["first"]["deck"] != "x" else "not reproduced")
+    # only the deck's proposal (Belsley with the deck's condition index) vs random is the report's claim,
+    # and it says where in the deck it stands; the rest are ours
+    report = [c for c in ledger if c.kind == "report"]
+    assert len(report) == len(params["datasets"]) and all(c.claim.startswith("Belsley's method (Laplace") for c in report)
+    assert all("Качество прогноза" in c.deck for c in report)
+    assert {c.kind for c in ledger[2:] if c not in report} == {"ours"}
+    assert all(not c.counted for c in ledger if c.kind != "report")
     # one seed: no interval, never "reproduced"
-    assert all(c.verdict != "reproduced" and c.interval is None for c in ledger[2:])
+    assert all(c.verdict != "reproduced" and c.interval is None for c in ledger[3:])
     md = relevance.summary_markdown(ledger)
-    assert "2 of 2 exact checks reproduced" in md
+    assert "2 of 2 pass" in md
+    # with Belsley's condition index (our option) no row is the report's claim
+    ours = relevance.claims(out["curves"], toy, synth, {**params, "condition_index": "belsley"})
+    assert [c.kind for c in ours].count("report") == 0
+
+
+def test_noise_map_on_the_decks_axes(smoke_run):
+    params, out = smoke_run
+    nm = out["noise_map"]
+    assert set(nm["criterion"]) == set(relevance.NOISE_CRITERIA)
+    assert len(nm) == len(relevance.NOISE_CRITERIA) * len(params["fractions"]) * len(params["noise_sigmas"])
+    # no input noise -> no output noise, at every fraction removed
+    assert (nm[nm["sigma"] == 0.0]["output_std"] == 0.0).all()
+    # with every parameter removed the network outputs a constant: no output noise at any sigma
+    assert (nm[nm["fraction"] == 1.0]["output_std"].abs() < 1e-7).all()
+    # at fraction 0 every criterion is the unpruned network: the same numbers as its noise curve
+    unpruned = out["noise"][out["noise"].criterion == "unpruned"].set_index("sigma")["output_std"]
+    for crit in relevance.NOISE_CRITERIA:
+        at0 = nm[(nm.criterion == crit) & (nm.fraction == 0.0)].set_index("sigma")["output_std"]
+        np.testing.assert_allclose(at0.to_numpy(), unpruned.loc[at0.index].to_numpy(), rtol=1e-6)
+
+
+def test_toy_first_removed_and_flags_do_not_depend_on_the_index():
+    deck, bel = relevance.belsley_toy(index="deck"), relevance.belsley_toy(index="belsley")
+    assert deck["flagged"] == bel["flagged"]
+    np.testing.assert_allclose(deck["eta"], 1 / bel["eta"] ** 2, rtol=1e-9)
+    assert set(deck["first"]) == {"deck", "belsley"} and deck["first"] == bel["first"]
+    # Belsley's rule starts in the collinear group (smallest eigenvalue of the toy's covariance); the
+    # deck's, read literally, takes the largest eigenvalue of the correlation matrix: its q there is
+    # largest for x, which is (nearly) uncorrelated with the rest and sits on an eigenvalue of its own
+    assert bel["first"]["belsley"] != "x"
+    assert deck["first"]["deck"] == "x"
 
 
 # --- runner (no notebook execution) -----------------------------------------------------------

@@ -2,8 +2,13 @@
 the same trained models on the same data.
 
 Per data set and seed, one mean-field variational MLP with one hidden layer is trained (the ELBO,
-as in report 5). Its posterior mean is the network that every criterion shrinks, so all curves
-start from the same model and the same test accuracy:
+as in report 5) for a fixed number of optimiser steps (``train_steps``, the same on every data set:
+a small data set gets more epochs, so that its posterior standard deviations move away from their
+initial value). Its posterior mean is the network that every criterion shrinks, so all curves
+start from the same model and the same test accuracy. The criteria that need the posterior's
+standard deviations (``variational``, ``cluster_w2``) are charged the Bayesian training in their
+cost; the others are charged a deterministic MLP trained for the same steps (trained only to be
+timed):
 
 * unstructured removal of single parameters, one-shot, no retraining, applied with
   ``torch.nn.utils.prune`` (:func:`paramspace.pruning.prune_by_scores`):
@@ -31,7 +36,7 @@ import torch.nn.functional as F
 
 from . import data as D, importance, metric, pruning, relevance, variational
 from .metrics import quality
-from .models import n_params
+from .models import mlp, n_params
 from .train import cpu_threads, resolve_device
 
 PRUNING = ("random", "magnitude", "obd", "variational", "belsley", "importance")
@@ -46,6 +51,7 @@ LABELS = {"random": "random", "magnitude": "magnitude |w|", "obd": "OBD (r5)", "
           "belsley": "Belsley, Laplace cov. (r5)", "importance": "importance, mirror descent (r3)",
           "cluster_euclidean": "neuron k-means, Euclidean (r1)", "cluster_w2": "neuron k-means, W2 (r1)"}
 HIDDEN_LAYER = 0  # index of the clustered nn.Linear in the Sequential (the one hidden layer)
+NEEDS_POSTERIOR = ("variational", "cluster_w2")  # criteria that read the posterior's standard deviations
 
 
 def load_task(name: str, params: dict, seed: int) -> D.Dataset:
@@ -62,12 +68,57 @@ def load_task(name: str, params: dict, seed: int) -> D.Dataset:
     raise ValueError(f"unknown data set {name!r}; valid: 'mnist', 'wine'")
 
 
+def epochs_for(n_train: int, batch_size: int, train_steps: int) -> tuple[int, int]:
+    """Epochs that give at least ``train_steps`` minibatch steps on ``n_train`` rows, and the steps they
+    give (``epochs * ceil(n_train / batch_size)``; at most one epoch more than asked)."""
+    per_epoch = -(-n_train // batch_size)
+    epochs = max(1, -(-train_steps // per_epoch))
+    return epochs, epochs * per_epoch
+
+
 def fit(ds: D.Dataset, params: dict, seed: int, device, progress: bool = False):
     """The shared trained model: report 5's mean-field variational MLP ``in -> hidden -> classes``
-    (ELBO, :func:`paramspace.relevance.fit_variational`); returns it and its posterior mean."""
-    bayes, _ = relevance.fit_variational(ds, {**params, "hidden": [params["hidden"]], "device": str(device)},
-                                         seed, progress)
+    (ELBO, :func:`paramspace.relevance.fit_variational`) trained for ``train_steps`` steps; returns it
+    and its posterior mean."""
+    epochs, _ = epochs_for(len(ds.X_train), params["batch_size"], params["train_steps"])
+    bayes, _ = relevance.fit_variational(
+        ds, {**params, "hidden": [params["hidden"]], "epochs": epochs, "device": str(device)}, seed, progress)
     return bayes, variational.to_deterministic(bayes)
+
+
+def fit_deterministic(ds: D.Dataset, params: dict, seed: int, device):
+    """A plain MLP of the same shape trained for the same steps (Adam, mean NLL, no KL): what the
+    criteria that need no posterior would have to train. Used for its cost and its accuracy only."""
+    from .train import seed_everything, train
+
+    seed_everything(seed)
+    model = mlp(ds.n_features, [params["hidden"]], ds.out_dim, "relu")
+    epochs, _ = epochs_for(len(ds.X_train), params["batch_size"], params["train_steps"])
+    train(model, ds, epochs=epochs, lr=params["lr"], batch_size=params["batch_size"], seed=seed,
+          device=str(device), progress=False)
+    return model.cpu()
+
+
+def posterior_sigmas(bayes) -> np.ndarray:
+    """Every posterior standard deviation (weights and biases of all layers), flattened."""
+    with torch.no_grad():
+        return torch.cat([torch.cat([m.weight_sigma.reshape(-1), m.bias_sigma.reshape(-1)])
+                          for m in variational.bayes_layers(bayes)]).double().cpu().numpy()
+
+
+def sigma_summary(bayes, det) -> dict:
+    """How far training moved the posterior standard deviations: quantiles of sigma, the ratio of its
+    95% to 5% quantile, and the Spearman rank correlation between the variational order mu^2/sigma^2
+    and the magnitude order |mu| (1 = the two criteria remove parameters in the same order, which is
+    what happens while every sigma still sits at its common initial value)."""
+    from scipy import stats
+
+    s = posterior_sigmas(bayes)
+    mu = torch.cat([p.detach().reshape(-1) for _, p in det.named_parameters()]).double().cpu().numpy()
+    q05, q50, q95 = np.quantile(s, [0.05, 0.5, 0.95])
+    rho = stats.spearmanr(mu**2 / s**2, np.abs(mu)).statistic
+    return dict(sigma_min=float(s.min()), sigma_q05=float(q05), sigma_median=float(q50), sigma_q95=float(q95),
+                sigma_max=float(s.max()), sigma_spread=float(q95 / q05), rank_corr_var_mag=float(rho))
 
 
 def importance_scores(det, ds: D.Dataset, params: dict, seed: int) -> pruning.Scores:
@@ -129,7 +180,10 @@ def _zero_quality(det, ds: D.Dataset) -> float:
 def run(params: dict, progress: bool = True) -> dict[str, pd.DataFrame]:
     """Every data set x seed x criterion. Returns ``curves`` (dataset, seed, criterion, kept,
     n_kept, accuracy), ``timing`` (dataset, seed, criterion, seconds: computing the scores or all the
-    clusterings, not evaluating them) and ``models`` (dataset, seed, n_params, accuracy)."""
+    clusterings, not evaluating them; train_seconds: the training the criterion needs, Bayesian for
+    :data:`NEEDS_POSTERIOR`, deterministic otherwise; total_seconds), ``models`` (dataset, seed,
+    n_params, steps, accuracy, training times, the :func:`sigma_summary`) and ``sigmas`` (every
+    posterior standard deviation)."""
     with cpu_threads(params["cpu_threads"]):
         return _run(params, resolve_device(params["device"]), progress)
 
@@ -137,15 +191,25 @@ def run(params: dict, progress: bool = True) -> dict[str, pd.DataFrame]:
 def _run(params: dict, dev: torch.device, progress: bool) -> dict[str, pd.DataFrame]:
     from tqdm import tqdm
 
-    curves, timing, models = [], [], []
+    curves, timing, models, sigmas = [], [], [], []
     jobs = [(d, params["seed"] + s) for d in params["datasets"] for s in range(params["n_seeds"])]
     for dname, seed in tqdm(jobs, desc="data set x seed", disable=not progress):
         ds = load_task(dname, params, seed)
+        t0 = time.perf_counter()
         bayes, det = fit(ds, params, seed, dev)
+        bayes_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        plain = fit_deterministic(ds, params, seed, dev)
+        plain_s = time.perf_counter() - t0
         P = n_params(det)
         full = quality(det, ds.X_test, ds.y_test, ds.task)
         zero = _zero_quality(det, ds)
-        models.append(dict(dataset=ds.name, seed=seed, n_params=P, accuracy=full, zero_accuracy=zero))
+        epochs, steps = epochs_for(len(ds.X_train), params["batch_size"], params["train_steps"])
+        models.append(dict(dataset=ds.name, seed=seed, n_params=P, n_train=len(ds.X_train), epochs=epochs,
+                           steps=steps, accuracy=full, zero_accuracy=zero,
+                           plain_accuracy=quality(plain, ds.X_test, ds.y_test, ds.task),
+                           bayes_train_s=bayes_s, plain_train_s=plain_s, **sigma_summary(bayes, det)))
+        sigmas += [dict(dataset=ds.name, seed=seed, sigma=v) for v in posterior_sigmas(bayes)]
         for crit in CRITERIA:
             if crit in PRUNING:
                 t0 = time.perf_counter()
@@ -158,10 +222,13 @@ def _run(params: dict, dev: torch.device, progress: bool) -> dict[str, pd.DataFr
                 rows, seconds = cluster_curve(crit, bayes, det, ds, params, seed)
                 pts = [(r["param_fraction"], r["n_params"], r["quality"]) for r in rows]
                 pts += [(1.0, P, full), (0.0, 0, zero)]
-            timing.append(dict(dataset=ds.name, seed=seed, criterion=crit, seconds=seconds))
+            train_s = bayes_s if crit in NEEDS_POSTERIOR else plain_s
+            timing.append(dict(dataset=ds.name, seed=seed, criterion=crit, seconds=seconds,
+                               train_seconds=train_s, total_seconds=seconds + train_s))
             curves += [dict(dataset=ds.name, seed=seed, criterion=crit, kept=k, n_kept=n, accuracy=a)
                        for k, n, a in sorted(pts)]
-    return {k: pd.DataFrame(v) for k, v in dict(curves=curves, timing=timing, models=models).items()}
+    return {k: pd.DataFrame(v) for k, v in
+            dict(curves=curves, timing=timing, models=models, sigmas=sigmas).items()}
 
 
 def auc(kept, acc) -> float:
@@ -206,22 +273,21 @@ def leaderboard(results: dict, params: dict) -> pd.DataFrame:
         rows.append({"data set": d, "criterion": c, "from": SOURCE[c],
                      "AUC": f"{g.auc.mean():.3f} ± {sd(g.auc):.3f}",
                      f"kept at ≤{params['loss_tol_pp']:g} pp loss": f"{g.kept_at_tol.mean():.3f} ± {sd(g.kept_at_tol):.3f}",
-                     "time (s)": f"{g.seconds.mean():.2f} ± {sd(g.seconds):.2f}", "_auc": g.auc.mean()})
+                     "criterion time (s)": f"{g.seconds.mean():.2f} ± {sd(g.seconds):.2f}",
+                     "with its training (s)": f"{g.total_seconds.mean():.2f} ± {sd(g.total_seconds):.2f}",
+                     "_auc": g.auc.mean()})
     out = pd.DataFrame(rows).sort_values(["data set", "_auc"], ascending=[True, False], kind="stable")
     return out.drop(columns="_auc").reset_index(drop=True)
 
 
 def leaderboard_markdown(board: pd.DataFrame) -> str:
-    """:func:`leaderboard` as one Markdown table per data set, criteria by their full names."""
+    """:func:`leaderboard` as one Markdown table (ranks restart per data set), criteria by their full names."""
     esc = lambda t: str(t).replace("|", "\\|")  # noqa: E731
     cols = [c for c in board.columns if c not in ("data set", "criterion")]
-    out = []
+    out = ["| data set | rank | criterion | " + " | ".join(cols) + " |", "|---|---|---|" + "---|" * len(cols)]
     for d, g in board.groupby("data set", sort=False):
-        out += [f"**{d}**", "", "| rank | criterion | " + " | ".join(cols) + " |",
-                "|---|---|" + "---|" * len(cols)]
-        out += [f"| {i} | {esc(LABELS[r['criterion']])} | " + " | ".join(esc(r[c]) for c in cols) + " |"
+        out += [f"| {esc(d)} | {i} | {esc(LABELS[r['criterion']])} | " + " | ".join(esc(r[c]) for c in cols) + " |"
                 for i, (_, r) in enumerate(g.iterrows(), 1)]
-        out.append("")
     return "\n".join(out)
 
 
@@ -256,7 +322,8 @@ def summary_markdown(results: dict, params: dict) -> str:
 def describe(params: dict) -> str:
     k = params["mnist_pool"]
     return (f"MLP `in-{params['hidden']}-classes` with one hidden layer of {params['hidden']} ReLU units, "
-            f"mean-field variational, {params['epochs']} epochs (Adam, lr {params['lr']}); MNIST "
+            f"mean-field variational, {params['train_steps']} minibatch steps of {params['batch_size']} on every "
+            f"data set (Adam, lr {params['lr']}); MNIST "
             f"average-pooled {k}x{k} to {28 // k}x{28 // k} = {(28 // k) ** 2} inputs, "
             f"{params['n_train']} training / {params['n_test']} test images; Wine: 13 standardised features, "
             f"75/25 split; {params['n_seeds']} seeds")
@@ -270,3 +337,19 @@ def check_params(params: dict) -> None:
         raise ValueError("fractions (removed) must run from 0 to 1, so that every curve spans all kept fractions")
     if params["hidden"] < 2:
         raise ValueError("hidden must be >= 2 (clustering merges hidden neurons)")
+
+
+def sigma_figure(sigmas: pd.DataFrame, init_sigma: float = 1e-3):
+    """Histogram of log10 of every posterior standard deviation, one panel per data set (seeds pooled)."""
+    import matplotlib.pyplot as plt
+
+    names = list(sigmas.dataset.unique())
+    fig, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 3.8), squeeze=False)
+    for ax, d in zip(axes[0], names):
+        v = np.log10(sigmas[sigmas.dataset == d].sigma.to_numpy())
+        ax.hist(v, bins=50, color="#d62728", alpha=0.8)
+        ax.axvline(np.log10(init_sigma), color="k", ls="--", lw=1, label="initial σ")
+        ax.set(xlabel="$\\log_{10} \\sigma_j$", ylabel="parameters (all seeds)", title=d)
+        ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig

@@ -173,6 +173,10 @@ RELEVANCE = Report(
         "fractions": fraction_grid("fractions of parameters removed"),
         "belsley_steps": positive_int("eigen-decompositions in Belsley's removal (about P/steps parameters per step)"),
         "laplace_damping": positive_float("damping added to the Hessian before inverting it (Laplace covariance)"),
+        "condition_index": Param(str, "Belsley's condition index: 'deck' (lambda_j / max lambda, the deck's; the "
+                                 "direction of largest eta is the largest eigenvalue) or 'belsley' "
+                                 "(sqrt(max lambda / lambda_j), ours as an option)",
+                                 lambda v: v in ("deck", "belsley"), "one of 'deck', 'belsley'"),
         "noise_fraction": Param(float, "fraction removed in the noise-stability figure",
                                 lambda v: 0 <= v < 1, "a number in [0, 1)"),
         "noise_sigmas": Param(list, "input-noise standard deviations",
@@ -187,15 +191,17 @@ RELEVANCE.profiles = {
     "smoke": dict(profile="smoke", device="cpu", seed=0, n_seeds=2, datasets=list(_RELEVANCE_DATASETS),
                   hidden=[8], epochs=3, lr=0.01, batch_size=64, prior_sigma=1.0, kl_weight=1.0,
                   synthetic_n=400, synthetic_epochs=3, fractions=[0.0, 0.5, 1.0], belsley_steps=5, laplace_damping=0.001,
+                  condition_index="deck",
                   noise_fraction=0.5, noise_sigmas=[0.0, 0.5], noise_draws=3),
     "book": dict(profile="book", device="auto", seed=0, n_seeds=5, datasets=list(_RELEVANCE_DATASETS),
                  hidden=[16], epochs=200, lr=0.01, batch_size=64, prior_sigma=1.0, kl_weight=1.0,
                  synthetic_n=10000, synthetic_epochs=40, fractions=_grid, belsley_steps=100, laplace_damping=0.001,
+                 condition_index="deck",
                  noise_fraction=0.5, noise_sigmas=[0.0, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0], noise_draws=20),
     "paper": dict(profile="paper", device="auto", seed=0, n_seeds=10, datasets=list(_RELEVANCE_DATASETS),
                   hidden=[32, 32], epochs=500, lr=0.005, batch_size=64, prior_sigma=1.0, kl_weight=1.0,
                   synthetic_n=10000, synthetic_epochs=200, fractions=[round(i / 50, 2) for i in range(51)], belsley_steps=400,
-                  laplace_damping=0.001, noise_fraction=0.5,
+                  laplace_damping=0.001, condition_index="deck", noise_fraction=0.5,
                   noise_sigmas=[0.0, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0], noise_draws=50),
 }
 
@@ -616,7 +622,8 @@ LEADERBOARD = Report(
                             lambda v: v in (1, 2, 4, 7, 14), "one of 1, 2, 4, 7, 14"),
         "hidden": Param(int, "width of the one hidden layer (the layer whose neurons are clustered)",
                         lambda v: v >= 2, "an integer >= 2"),
-        "epochs": positive_int("training epochs of the variational MLP"),
+        "train_steps": positive_int("minibatch steps of training, the same on every data set (epochs = steps / "
+                                    "batches per epoch, rounded up)"),
         "lr": positive_float("Adam learning rate"),
         "batch_size": positive_int("minibatch size (training and importance updates)"),
         "prior_sigma": positive_float("standard deviation of the Gaussian prior on each weight"),
@@ -625,6 +632,8 @@ LEADERBOARD = Report(
         "curvature_n": positive_int("training points used for the Hessian (OBD, Belsley)"),
         "belsley_steps": positive_int("eigen-decompositions in Belsley's removal"),
         "laplace_damping": positive_float("damping added to the Hessian before inverting it (Laplace covariance)"),
+        "condition_index": Param(str, "Belsley's condition index, as in report 5: 'deck' or 'belsley'",
+                                 lambda v: v in ("deck", "belsley"), "one of 'deck', 'belsley'"),
         "importance_batches": positive_int("minibatches of mirror descent for the weight importances (report 3)"),
         "importance_lr": positive_float("eta: exponentiated-gradient step of the importances"),
         "importance_gamma": positive_float("gamma: importance-weighted gradient step inside the objective"),
@@ -636,17 +645,18 @@ LEADERBOARD = Report(
 )
 
 _lb_common = dict(seed=0, datasets=list(_LB_DATASETS), prior_sigma=1.0, kl_weight=1.0, lr=0.01,
-                  laplace_damping=0.001, importance_lr=300.0, importance_gamma=0.1, importance_tau=1e-3,
+                  laplace_damping=0.001, condition_index="deck", importance_lr=300.0, importance_gamma=0.1, importance_tau=1e-3,
                   loss_tol_pp=1.0)
 LEADERBOARD.profiles = {
     "smoke": {**_lb_common, **dict(profile="smoke", device="cpu", n_seeds=2, n_train=500, n_test=200, mnist_pool=4,
-                                   hidden=4, epochs=2, batch_size=64, fractions=[0.0, 0.5, 1.0], curvature_n=200,
+                                   hidden=4, train_steps=16, batch_size=64, fractions=[0.0, 0.5, 1.0], curvature_n=200,
                                    belsley_steps=3, importance_batches=2, cpu_threads=1)},
     "book": {**_lb_common, **dict(profile="book", device="auto", n_seeds=5, n_train=10000, n_test=2000, mnist_pool=4,
-                                  hidden=32, epochs=20, batch_size=128, fractions=[round(i / 40, 3) for i in range(41)],
-                                  curvature_n=2000, belsley_steps=20, importance_batches=50, cpu_threads=1)},
+                                  hidden=32, train_steps=1600, batch_size=128,
+                                  fractions=[round(i / 40, 3) for i in range(41)],
+                                  curvature_n=2000, belsley_steps=100, importance_batches=50, cpu_threads=1)},
     "paper": {**_lb_common, **dict(profile="paper", device="auto", n_seeds=5, n_train=60000, n_test=10000,
-                                   mnist_pool=2, hidden=64, epochs=50, batch_size=128,
+                                   mnist_pool=2, hidden=64, train_steps=25000, batch_size=128,
                                    fractions=[round(i / 100, 2) for i in range(101)], curvature_n=10000,
                                    belsley_steps=100, importance_batches=200, cpu_threads=0)},
 }

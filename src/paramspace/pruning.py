@@ -51,19 +51,55 @@ def variational_scores(bayes_model: nn.Module) -> Scores:
     return {k: v.cpu() for k, v in relevance(bayes_model).items()}
 
 
-def belsley_proportions(cov: np.ndarray | torch.Tensor, scale: bool = True, rcond: float = 1e-12):
+CONDITION_INDICES = ("deck", "belsley")
+
+
+def condition_indices(lam: np.ndarray, index: str = "deck") -> np.ndarray:
+    """Condition indices of eigenvalues ``lam`` (descending, positive).
+
+    * ``"deck"`` -- report 5's definition, ``eta_j = lam_j / max(lam)`` (slide 'Метод Белсли'),
+      in ``(0, 1]``; the method takes the direction of **largest** ``eta`` (largest eigenvalue of the
+      covariance: the direction along which the parameters are least determined);
+    * ``"belsley"`` -- Belsley, Kuh and Welsch's ``eta_j = sqrt(max(lam) / lam_j) >= 1`` (ours as an
+      option); the method takes the direction of largest ``eta`` = smallest eigenvalue.
+
+    The two are monotone in each other, ``eta_deck = 1 / eta_belsley**2``, but they pick opposite ends
+    of the spectrum.
+    """
+    if index not in CONDITION_INDICES:
+        raise ValueError(f"condition index must be one of {CONDITION_INDICES}, got {index!r}")
+    lam = np.asarray(lam, dtype=np.float64)
+    return lam / lam[0] if index == "deck" else np.sqrt(lam[0] / lam)
+
+
+def near_dependent(eta: np.ndarray, index: str = "deck", threshold: float = 30.0) -> np.ndarray:
+    """Directions that Belsley's rule of thumb calls near-dependent: ``sqrt(lam_max / lam_j) > threshold``,
+    i.e. ``eta_j > threshold`` for Belsley's index and ``eta_j < 1 / threshold**2`` for the deck's."""
+    eta = np.asarray(eta, dtype=np.float64)
+    if index == "deck":
+        return eta < 1.0 / threshold**2
+    if index == "belsley":
+        return eta > threshold
+    raise ValueError(f"condition index must be one of {CONDITION_INDICES}, got {index!r}")
+
+
+def belsley_proportions(cov: np.ndarray | torch.Tensor, scale: bool = True, rcond: float = 1e-12,
+                        index: str = "deck"):
     """Condition indices and variance-decomposition proportions of a covariance matrix.
 
-    With ``cov = V diag(lam) V^T`` (``lam`` descending) the condition indices are
-    ``eta_j = sqrt(lam_max / lam_j)`` and the proportions are
+    With ``cov = V diag(lam) V^T`` (``lam`` descending) the condition indices are those of
+    :func:`condition_indices` (``index``: the deck's ``lam_j / lam_max`` or Belsley's
+    ``sqrt(lam_max / lam_j)``) and the proportions are, as in the deck and in Belsley,
     ``q_kj = (v_kj^2 / lam_j) / sum_i (v_ki^2 / lam_i)``: the share of parameter ``k``'s
-    "variance inflation" carried by direction ``j``.  Each row of ``q`` sums to one.  Parameters
-    with large ``q`` on the same large-``eta`` direction form a collinear group (Belsley, Kuh and
-    Welsch 1980).  ``scale`` first rescales to unit diagonal (Belsley's column scaling);
-    eigenvalues below ``rcond * lam_max`` are clipped there.
+    "variance inflation" carried by direction ``j``.  Each row of ``q`` sums to one.  ``scale``
+    first rescales to unit diagonal (Belsley's column scaling); eigenvalues below
+    ``rcond * lam_max`` are clipped there.
 
-    Returns ``(eta, q)`` as NumPy arrays of shapes ``(P,)`` and ``(P, P)``.
+    Returns ``(eta, q)`` as NumPy arrays of shapes ``(P,)`` and ``(P, P)``, directions ordered by
+    descending eigenvalue.
     """
+    if index not in CONDITION_INDICES:
+        raise ValueError(f"condition index must be one of {CONDITION_INDICES}, got {index!r}")
     A = np.asarray(cov.detach().cpu() if isinstance(cov, torch.Tensor) else cov, dtype=np.float64)
     if A.ndim != 2 or A.shape[0] != A.shape[1]:
         raise ValueError(f"covariance must be a square matrix, got shape {A.shape}")
@@ -73,7 +109,7 @@ def belsley_proportions(cov: np.ndarray | torch.Tensor, scale: bool = True, rcon
     A = 0.5 * (A + A.T)
     if scale:
         # a parameter with zero variance (e.g. a dead unit's weight in a gradient Gram matrix) keeps
-        # its zero row: it spans an exactly singular direction of its own and is flagged first
+        # its zero row: it spans an exactly singular direction of its own
         dg = np.diag(A).copy()
         dg[dg <= 0] = 1.0
         d = np.sqrt(dg)
@@ -81,28 +117,32 @@ def belsley_proportions(cov: np.ndarray | torch.Tensor, scale: bool = True, rcon
     lam, V = np.linalg.eigh(A)
     lam, V = lam[::-1], V[:, ::-1]
     lam = np.clip(lam, max(rcond * lam[0], np.finfo(float).tiny), None)
-    eta = np.sqrt(lam[0] / lam)
+    eta = condition_indices(lam, index)
     phi = V**2 / lam[None, :]
     return eta, phi / phi.sum(1, keepdims=True)
 
 
-def belsley_order(cov, n_steps: int = 100, scale: bool = True, progress: bool = False) -> np.ndarray:
-    """Order in which Belsley's method removes parameters (first = most collinear).
+def belsley_order(cov, n_steps: int = 100, scale: bool = True, progress: bool = False,
+                  index: str = "deck") -> np.ndarray:
+    """Order in which Belsley's method removes parameters (first = least relevant).
 
-    Repeatedly take the direction with the largest condition index among the parameters still
-    active and remove the parameter(s) with the largest variance proportion on it; about
-    ``P / n_steps`` parameters leave at each step (one per step when ``n_steps >= P``).
+    Repeatedly take the direction ``xi`` with the largest condition index among the parameters still
+    active (``index="deck"``: the largest eigenvalue, the deck's ``xi = argmax eta_j``;
+    ``index="belsley"``: the smallest eigenvalue) and remove the parameter(s) with the largest
+    variance proportion ``q_k,xi`` on it; about ``P / n_steps`` parameters leave at each step (one
+    per step when ``n_steps >= P``).
     """
     A = np.asarray(cov.detach().cpu() if isinstance(cov, torch.Tensor) else cov, dtype=np.float64)
     P = A.shape[0]
     step = max(1, math.ceil(P / n_steps))
+    col = 0 if index == "deck" else -1  # eta is descending for the deck's index, ascending for Belsley's
     active = list(range(P))
     order: list[int] = []
     with tqdm(total=P, desc="Belsley", disable=not progress, leave=False) as bar:
         while len(active) > 1:
-            _, q = belsley_proportions(A[np.ix_(active, active)], scale=scale)
-            take = np.argsort(-q[:, -1], kind="stable")[: min(step, len(active) - 1)]
-            order.extend(active[t] for t in take)  # most collinear first, also within a step
+            _, q = belsley_proportions(A[np.ix_(active, active)], scale=scale, index=index)
+            take = np.argsort(-q[:, col], kind="stable")[: min(step, len(active) - 1)]
+            order.extend(active[t] for t in take)  # most dependent first, also within a step
             for t in sorted(take, reverse=True):
                 active.pop(t)
             bar.update(len(take))
@@ -110,10 +150,11 @@ def belsley_order(cov, n_steps: int = 100, scale: bool = True, progress: bool = 
     return np.array(order)
 
 
-def belsley_scores(model: nn.Module, cov, n_steps: int = 100, scale: bool = True) -> Scores:
+def belsley_scores(model: nn.Module, cov, n_steps: int = 100, scale: bool = True,
+                   index: str = "deck") -> Scores:
     """Scores from :func:`belsley_order`: the earlier a parameter is removed, the lower its score."""
     theta, _, _ = curvature.flat_params(model)
-    order = belsley_order(cov, n_steps=n_steps, scale=scale)
+    order = belsley_order(cov, n_steps=n_steps, scale=scale, index=index)
     if len(order) != theta.numel():
         raise ValueError(f"covariance is {len(order)} x {len(order)} but the model has {theta.numel()} parameters")
     score = torch.empty(theta.numel(), dtype=torch.float64)
