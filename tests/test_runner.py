@@ -178,7 +178,7 @@ def test_stamp_records_hashes_and_drops_files_the_new_run_did_not_write(fake, tm
     runner._install(_fake_private(tmp_path, 1), out, NAME, {"version": runner.STAMP_VERSION, "key": "k1"})
     assert not (out / "extra.txt").exists()
     stamp = json.loads(runner.stamp_path(out, NAME).read_text())
-    assert stamp["files"][f"{NAME}.ipynb"] == runner._sha256_file(out / f"{NAME}.ipynb")
+    assert stamp["files"][f"{NAME}.ipynb"] == runner.sha256(out / f"{NAME}.ipynb")
     (out / f"{NAME}.ipynb").write_text("edited")
     assert current_outputs(out, NAME) is None
 

@@ -13,7 +13,6 @@ with where the mirror was looked for).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import shutil
 import sys
@@ -21,23 +20,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def read_sums(path: Path) -> dict[str, str]:
-    table = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            digest, name = line.split(maxsplit=1)
-            table[name.strip().lstrip("*")] = digest
-    return table
+sys.path.insert(0, str(ROOT / "src"))
+from paramspace.checksums import parse_sums, sha256  # noqa: E402  (stdlib only, like this script)
 
 
 def state(path: Path, expected: str) -> str:
@@ -54,7 +38,7 @@ def restore(data: Path, mirror: Path, log=print) -> int:
         log(f"data: the checksum list {sums} is missing; restore it with `git checkout -- data/SHA256SUMS`"
             f" (or copy {mirror / 'SHA256SUMS'})")
         return 1
-    table = read_sums(sums)
+    table = parse_sums(sums)
     problems = []
     for rel, digest in table.items():
         target = data / rel

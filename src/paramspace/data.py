@@ -9,13 +9,14 @@ and are verified against ``data/SHA256SUMS`` before they are read.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .checksums import parse_sums, sha256  # noqa: F401  (sha256 is part of this module's API)
 
 
 class DataError(RuntimeError):
@@ -32,14 +33,6 @@ def data_dir() -> Path:
     return Path(os.environ.get("PARAMSPACE_DATA", project_root() / "data"))
 
 
-def sha256(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def read_checksums(root: Path) -> dict[str, str]:
     sums = root / "SHA256SUMS"
     if not sums.exists():
@@ -47,12 +40,7 @@ def read_checksums(root: Path) -> dict[str, str]:
             f"checksum list {sums} is missing; restore it with `git checkout -- data/SHA256SUMS` "
             "or copy it from ../shared/data/SHA256SUMS"
         )
-    table = {}
-    for line in sums.read_text().splitlines():
-        if line.strip():
-            digest, name = line.split(maxsplit=1)
-            table[name.strip().lstrip("*")] = digest
-    return table
+    return parse_sums(sums)
 
 
 def verified_path(relpath: str, root: Path | None = None) -> Path:

@@ -34,6 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from .checksums import sha256
 from .profiles import REPORTS, ProfileError, get_report, resolve
 
 # (``paramspace.data`` imports torch; this module does not, so that a lock or a skip check is quick)
@@ -65,14 +66,6 @@ def stamp_path(out_dir: Path, report: str) -> Path:
 
 def lock_path(out_dir: Path, report: str) -> Path:
     return Path(out_dir) / f".{report}.lock"
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # --- the cache key -------------------------------------------------------------------------------
@@ -129,7 +122,7 @@ def thread_inputs(params: dict) -> dict:
 def key_inputs(report: str, params: dict) -> dict:
     """Everything outside the repository's source that changes a report's outputs."""
     sums = data_dir() / "SHA256SUMS"
-    return {"data_checksums": _sha256_file(sums) if sums.exists() else "<missing>",
+    return {"data_checksums": sha256(sums) if sums.exists() else "<missing>",
             "packages": locked_package_versions(),
             "python": platform.python_version(),
             "device": resolved_device(params.get("device", "auto")),
@@ -175,7 +168,7 @@ def current_outputs(out_dir: Path, report: str, key: str | None = None) -> dict 
         return None
     for rel, digest in files.items():
         path = Path(out_dir) / rel
-        if not path.is_file() or _sha256_file(path) != digest:
+        if not path.is_file() or sha256(path) != digest:
             return None
     return stamp
 
@@ -289,7 +282,7 @@ def _move(src: Path, dest: Path) -> None:
 def _install(private: Path, out_dir: Path, report: str, stamp: dict) -> None:
     """Move every file of ``private`` into ``out_dir`` and write the stamp vouching for them, last.
     The old stamp goes first, so an interruption in between leaves nothing that counts as current."""
-    files = {p.relative_to(private).as_posix(): _sha256_file(p) for p in sorted(private.rglob("*")) if p.is_file()}
+    files = {p.relative_to(private).as_posix(): sha256(p) for p in sorted(private.rglob("*")) if p.is_file()}
     old = read_stamp(out_dir, report)
     stamp_path(out_dir, report).unlink(missing_ok=True)
     for rel in files:  # the notebook's own files, then the executed notebook
