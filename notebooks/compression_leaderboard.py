@@ -87,7 +87,7 @@ from paramspace import claims as C
 from paramspace import leaderboard as LB
 from paramspace import plots
 from paramspace.pages import titled_table
-from paramspace.profiles import params_from_namespace
+from paramspace.reports import params_from_namespace
 from paramspace.provenance import Provenance
 
 REPORT = "compression_leaderboard"

@@ -98,7 +98,7 @@ from IPython.display import Markdown, display
 from paramspace import claims as C
 from paramspace import plots, relevance
 from paramspace.pages import titled_table
-from paramspace.profiles import params_from_namespace
+from paramspace.reports import params_from_namespace
 from paramspace.provenance import Provenance
 
 REPORT = "parameter_relevance"

@@ -98,7 +98,7 @@ def test_write_ledger_uses_output_dir_env(tmp_path, monkeypatch):
 
 
 def test_scorecard_counts_verdicts_and_skips_chapters_without_claims(tmp_path):
-    from paramspace import profiles
+    from paramspace import reports
 
     name = "parameter_relevance"
     C.write_ledger(name, [C.Claim("a", "r", "o", "reproduced", profile="book", deck="s1"),
@@ -112,14 +112,14 @@ def test_scorecard_counts_verdicts_and_skips_chapters_without_claims(tmp_path):
     rows = {r["report"]: r for r in C.scorecard(tmp_path, stamped=False)}  # no run stamps in this folder
     assert rows[name]["claims"] == 3 and rows[name]["reproduced"] == 1 and rows[name]["not reproduced"] == 2
     assert (rows[name]["ours"], rows[name]["check"], rows[name]["timing"]) == (1, 1, 1)
-    no_claims = [n for n, r in profiles.REPORTS.items() if not r.claims]
+    no_claims = [n for n, r in reports.REPORTS.items() if not r.claims]
     assert "compression_leaderboard" in no_claims
     assert not set(no_claims) & set(rows)
     card = C.write_scorecard(tmp_path, stamped=False).read_text()
     assert f"</reports/{name}>` | 3 | 1 | 0 | 2 | 0 | 0 | 1 / 1 / 1 | `book` |" in card
     assert "| **all reports** | **3** | **1** | **0** | **2** | **0** | **0** | 1 / 1 / 1 | |" in card
     assert "no ledger yet" in card  # the other reports have none in this directory
-    assert profiles.REPORTS["compression_leaderboard"].title not in card
+    assert reports.REPORTS["compression_leaderboard"].title not in card
 
 
 def test_verdict_phrase_states_mean_and_interval():

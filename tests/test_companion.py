@@ -22,7 +22,7 @@ from paramspace import runner
 from paramspace.__main__ import main, parse_sets
 from paramspace.claims import count, read_ledger, write_scorecard
 from paramspace.data import project_root
-from paramspace.profiles import REPORTS, ProfileError, resolve
+from paramspace.reports import REPORTS, ProfileError, resolve
 from paramspace.provenance import rerun_command
 
 FIXTURE = Path(__file__).parent / "fixtures" / "scale"

@@ -10,7 +10,7 @@ from torch.nn import functional as F
 from paramspace import complexity as Cx
 from paramspace import pruning, variational as V
 from paramspace.data import Dataset
-from paramspace.profiles import ProfileError, resolve
+from paramspace.reports import ProfileError, resolve
 from paramspace.train import train
 
 SMALL = dict(hidden=[6], prior_variance=0.1, init_sigma=0.05, local_reparam=True)

@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from paramspace import frame as Fr
 from paramspace.claims import VERDICTS, verdict_paired
-from paramspace.profiles import ProfileError, resolve
+from paramspace.reports import ProfileError, resolve
 
 DT = torch.float64
 

@@ -11,7 +11,7 @@ from torch import nn
 from paramspace import data as D
 from paramspace import importance as I
 from paramspace.claims import VERDICTS, verdict_paired
-from paramspace.profiles import ProfileError, resolve
+from paramspace.reports import ProfileError, resolve
 
 
 def _tiny_cnn():

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from paramspace import leaderboard as LB
-from paramspace import profiles, pruning
+from paramspace import pruning, reports
 from paramspace.models import n_params
 
-SMOKE = profiles.resolve("compression_leaderboard", "smoke")
+SMOKE = reports.resolve("compression_leaderboard", "smoke")
 
 
 def test_auc_of_the_diagonal_is_one_half_whatever_the_order():

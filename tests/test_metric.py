@@ -402,7 +402,7 @@ import pandas as pd  # noqa: E402
 
 from paramspace import data as D  # noqa: E402
 from paramspace.claims import VERDICTS  # noqa: E402
-from paramspace.profiles import ProfileError, resolve  # noqa: E402
+from paramspace.reports import ProfileError, resolve  # noqa: E402
 
 
 def test_align_covariances_follow_the_permutation_and_signs():

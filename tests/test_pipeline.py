@@ -11,7 +11,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from paramspace import profiles
+from paramspace import reports
+from paramspace.reports.spec import COMMON, Report
 from paramspace.claims import KINDS, VERDICTS, count, read_ledger, rule_verdict, verdict_boolean, write_scorecard
 from paramspace.data import project_root
 from paramspace.runner import ReportFailed, run_report
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.slow
 def smoke_outputs(tmp_path_factory):
     out = tmp_path_factory.mktemp("reports")
     logs = []
-    for name in profiles.REPORTS:
+    for name in reports.REPORTS:
         run_report(name, "smoke", output_dir=out, force=True, progress=False, log=logs.append)
     write_scorecard(out)
     return out
@@ -36,14 +37,14 @@ def _cell_outputs(path: Path) -> list:
 
 
 def test_every_notebook_runs_in_smoke_profile(smoke_outputs):
-    for name in profiles.REPORTS:
+    for name in reports.REPORTS:
         nb = smoke_outputs / f"{name}.ipynb"
         assert nb.exists(), f"{name}: no executed notebook"
         outs = _cell_outputs(nb)
         assert not [o for o in outs if o.output_type == "error"], f"{name}: error output"
         assert any(o.output_type == "display_data" and "image/png" in o.get("data", {}) for o in outs), \
             f"{name}: no figure"
-        if profiles.REPORTS[name].claims:
+        if reports.REPORTS[name].claims:
             ledger = read_ledger(smoke_outputs / f"{name}.claims.json")
             assert ledger and all(c.verdict in VERDICTS for c in ledger)
         # the provenance footer names the profile and the commit
@@ -52,7 +53,7 @@ def test_every_notebook_runs_in_smoke_profile(smoke_outputs):
 
 
 def test_every_report_emits_a_ledger_whose_verdicts_follow_from_its_numbers(smoke_outputs):
-    with_claims = [name for name, r in profiles.REPORTS.items() if r.claims]
+    with_claims = [name for name, r in reports.REPORTS.items() if r.claims]
     assert len(with_claims) >= 3
     for name in with_claims:
         ledger = read_ledger(smoke_outputs / f"{name}.claims.json")
@@ -85,7 +86,7 @@ def test_smoke_runs_are_deterministic(smoke_outputs, tmp_path):
     # the tables behind every figure are identical too (timings excluded: they are wall times)
     from paramspace import relevance
 
-    params = profiles.resolve(name, "smoke")
+    params = reports.resolve(name, "smoke")
     r1, r2 = relevance.run(params, progress=False), relevance.run(params, progress=False)
     for key in ("curves", "noise", "models"):
         assert r1[key].equals(r2[key]), key
@@ -104,10 +105,10 @@ def test_failing_notebook_names_report_and_cell(tmp_path, monkeypatch):
     nb = tmp_path / "failing.py"
     nb.write_text('# %% tags=["parameters"]\nprofile = "smoke"\ndevice = "cpu"\nseed = 0\nn_seeds = 1\n\n'
                   '# %%\nx = 1\n\n# %%\nraise ValueError("boom from the fixture")\n')
-    rep = profiles.Report("failing_fixture", "fixture", "nobody", "999", dict(profiles.COMMON),
-                          {p: dict(profile=p, device="cpu", seed=0, n_seeds=1) for p in profiles.PROFILES},
+    rep = Report("failing_fixture", "fixture", "nobody", "999", dict(COMMON),
+                          {p: dict(profile=p, device="cpu", seed=0, n_seeds=1) for p in reports.PROFILES},
                           notebook=str(nb))
-    monkeypatch.setitem(profiles.REPORTS, rep.name, rep)
+    monkeypatch.setitem(reports.REPORTS, rep.name, rep)
     out = tmp_path / "out"
     with pytest.raises(ReportFailed) as err:
         run_report(rep.name, "smoke", output_dir=out, progress=False, log=lambda *_: None)

@@ -11,7 +11,7 @@ def test_cpu_description_reports_the_threads_the_report_asked_for():
 
 
 def test_footer_lists_profile_parameters_and_device():
-    from paramspace.profiles import resolve
+    from paramspace.reports import resolve
 
     params = resolve("importance_dropconnect", "smoke")  # a real report: the footer's input key needs one
     assert (params["device"], params["cpu_threads"], params["epochs"]) == ("cpu", 1, 3)
@@ -23,7 +23,7 @@ def test_footer_lists_profile_parameters_and_device():
 
 def test_footer_gives_the_input_key_the_rerun_command_and_the_source(monkeypatch, tmp_path):
     from paramspace import runner
-    from paramspace.profiles import resolve
+    from paramspace.reports import resolve
 
     params = resolve("parameter_relevance", "smoke", {"n_seeds": 3})
     p = Provenance("parameter_relevance", params)

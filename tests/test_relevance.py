@@ -6,7 +6,7 @@ import pytest
 
 from paramspace import relevance, runner
 from paramspace.claims import VERDICTS
-from paramspace.profiles import ProfileError, resolve
+from paramspace.reports import ProfileError, resolve
 
 
 def test_auc_table_by_hand():

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from paramspace import claims as C
-from paramspace import profiles, runner
-from paramspace.profiles import COMMON, Param, ProfileError, Report
+from paramspace import reports, runner
+from paramspace.reports import ProfileError
+from paramspace.reports.spec import COMMON, Param, Report
 from paramspace.runner import ReportFailed, current_outputs, input_key, run_report
 
 NAME = "fake_report"
@@ -59,8 +60,8 @@ def fake(tmp_path, monkeypatch):
     rep = Report(name=NAME, title="Fake report", author="tests", seed_id="000", notebook=str(nb),
                  params={**COMMON, "mode": Param(str, "what the notebook does", lambda v: v in ("ok", "fail", "die"),
                                                  "one of ok, fail, die")},
-                 profiles={p: {**values, "profile": p} for p in profiles.PROFILES})
-    monkeypatch.setitem(profiles.REPORTS, NAME, rep)
+                 profiles={p: {**values, "profile": p} for p in reports.PROFILES})
+    monkeypatch.setitem(reports.REPORTS, NAME, rep)
     out = tmp_path / "out"
     return out
 
@@ -251,7 +252,7 @@ R = "parameter_relevance"
 
 @pytest.fixture
 def smoke():
-    return profiles.resolve(R, "smoke")
+    return reports.resolve(R, "smoke")
 
 
 def test_key_covers_the_data_folder_actually_read(smoke, tmp_path, monkeypatch):
@@ -290,8 +291,8 @@ def test_key_covers_the_resolved_device(smoke, monkeypatch):
 
 
 def test_key_covers_the_thread_count_when_cpu_threads_is_0(monkeypatch):
-    lb = profiles.resolve("compression_leaderboard", "smoke", {"cpu_threads": 0})
-    fixed = profiles.resolve("compression_leaderboard", "smoke", {"cpu_threads": 2})
+    lb = reports.resolve("compression_leaderboard", "smoke", {"cpu_threads": 0})
+    fixed = reports.resolve("compression_leaderboard", "smoke", {"cpu_threads": 2})
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     a, b = input_key("compression_leaderboard", lb), input_key("compression_leaderboard", fixed)
     monkeypatch.setenv("OMP_NUM_THREADS", "7")

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from paramspace import metrics
+from paramspace import quality as metrics
 from paramspace.data import Dataset
 from paramspace.models import mlp, n_params, predict
 from paramspace.train import resolve_device, seed_everything, task_loss, train
@@ -222,3 +222,69 @@ def test_cpu_threads_context_restores_the_thread_count_even_on_error():
     assert torch.get_num_threads() == before
     with cpu_threads(0) as n:  # 0 keeps torch's current setting
         assert n == before
+
+
+# --- the one loop: train.fit ----------------------------------------------------------------------
+
+
+def _scalar(value: float) -> torch.nn.Parameter:
+    return torch.nn.Parameter(torch.tensor([value], dtype=torch.float64))
+
+
+def test_fit_gradient_descent_matches_closed_form():
+    """SGD on (w - a)^2 / 2 with rate eta: w_k = a + (1 - eta)^k (w_0 - a)."""
+    from paramspace.train import fit, make_optimizer
+
+    a, w0, eta, k = 3.0, -1.0, 0.1, 7
+    w = _scalar(w0)
+    opt = make_optimizer([w], "sgd", eta)
+    fitted = fit(lambda _b: 0.5 * ((w - a) ** 2).sum(), opt, lambda e: [torch.zeros(1)], epochs=k)
+    assert fitted.steps == k
+    assert w.item() == pytest.approx(a + (1 - eta) ** k * (w0 - a), rel=1e-12)
+    # the recorded loss of epoch e is the loss before its step: (w_e - a)^2 / 2
+    assert fitted.losses[2] == pytest.approx(0.5 * ((1 - eta) ** 2 * (w0 - a)) ** 2, rel=1e-12)
+
+
+def test_fit_tracks_a_weighted_mean_and_hooks_and_clipping():
+    from paramspace.train import fit, make_optimizer
+
+    w = _scalar(0.0)
+    opt = make_optimizer([w], "sgd", 1.0)
+    # two batches per epoch, of 3 and 1 examples; the tracked value is (batch size, 1)
+    batches = lambda e: [torch.arange(3), torch.arange(1)]  # noqa: E731
+    steps_seen, epochs_seen = [], []
+
+    def step(idx):
+        return 10.0 * w.sum(), torch.tensor([float(len(idx)), 1.0])  # gradient 10, clipped to 1
+
+    fitted = fit(step, opt, batches, epochs=5, clip=1.0, clip_mode="value",
+                 after_step=lambda s, b: steps_seen.append(s),
+                 after_epoch=lambda e, m: epochs_seen.append(e) or e == 1)  # stop after the second epoch
+    assert epochs_seen == [0, 1] and steps_seen == [1, 2, 3, 4] and fitted.steps == 4
+    assert w.item() == pytest.approx(-4.0)  # four steps of lr 1 x clipped gradient 1
+    # weighted mean of the tracked vectors: (3 * 3 + 1 * 1) / 4 and (3 * 1 + 1 * 1) / 4
+    assert fitted.losses[0] == pytest.approx([2.5, 1.0])
+
+
+def test_fit_steps_the_scheduler_per_step_or_per_epoch():
+    from paramspace.train import fit, make_optimizer
+
+    for every, expected in (("step", 6), ("epoch", 3)):
+        w = _scalar(1.0)
+        opt = make_optimizer([w], "sgd", 1.0)
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+        fit(lambda b: w.sum(), opt, lambda e: [torch.zeros(1), torch.zeros(1)], epochs=3, scheduler=sched,
+            scheduler_every=every)
+        assert opt.param_groups[0]["lr"] == pytest.approx(0.5 ** expected)
+
+
+def test_make_optimizer_rejects_bad_input_clearly():
+    from paramspace.train import make_optimizer
+
+    w = _scalar(0.0)
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        make_optimizer([w], "rmsprop", 0.1)
+    with pytest.raises(ValueError, match="nesterov"):
+        make_optimizer([w], "sgd", 0.1, nesterov=True)
+    opt = make_optimizer([w], "sgd", 0.1, momentum=0.9, nesterov=True, weight_decay=1e-4)
+    assert opt.param_groups[0]["nesterov"] and opt.param_groups[0]["weight_decay"] == 1e-4

@@ -16,7 +16,7 @@ import argparse
 import json
 import sys
 
-from .profiles import PROFILES, REPORTS, ProfileError, resolve
+from .reports import PROFILES, REPORTS, ProfileError, resolve
 
 
 def _yaml12_loader():

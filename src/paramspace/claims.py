@@ -259,7 +259,7 @@ def scorecard(directory: Path | None = None, stamped: bool = True) -> list[dict]
     With ``stamped`` (the default) a ledger is read only if the report's run stamp vouches for it
     (:func:`paramspace.runner.current_file`: written by the run that produced the served notebook,
     unchanged since); a ledger left by an interrupted or other run counts as no ledger."""
-    from .profiles import REPORTS
+    from .reports import REPORTS
     from .runner import current_file
 
     directory = Path(directory) if directory is not None else output_dir()

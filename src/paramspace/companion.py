@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .data import project_root
-from .profiles import PROFILES, REPORTS, ProfileError, get_report, resolve
+from .reports import PROFILES, REPORTS, ProfileError, get_report, resolve
 
 SCALE_ENV = "PARAMSPACE_SCALE_DIR"
 RECORD_FIELDS = ("report", "key", "commit", "profile", "params", "date")

@@ -41,7 +41,7 @@ from torch.func import functional_call
 from torch.nn import functional as F
 
 from . import data as D, pruning, variational as V
-from .metrics import quality
+from .quality import quality
 from .models import mlp
 from .train import History, resolve_device, seed_everything, set_cpu_threads, train
 
@@ -535,7 +535,7 @@ def _sync(dev: torch.device):
 
 def check_params(params: dict) -> None:
     """Checks that involve several parameters (each one alone is validated by the profile)."""
-    from .profiles import ProfileError
+    from .reports import ProfileError
 
     if not params["lambda_min"] < params["lambda_max"]:
         raise ProfileError("variational_complexity: need lambda_min < lambda_max, got "

@@ -27,11 +27,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state
-from tqdm import tqdm
-
-from .train import resolve_device, task_loss
-
-OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+from .train import OPTIMIZERS, fit, make_optimizer, resolve_device, task_loss
 
 
 def stack(models: Sequence[nn.Module]) -> tuple[dict, dict, nn.Module]:
@@ -99,28 +95,25 @@ def fit_family(
     K = len(models)
     params, buffers, base = stack([m.to(dev) for m in models])
     params = {k: v.detach().requires_grad_(True) for k, v in params.items()}
-    opt = OPTIMIZERS[optimizer](params.values(), lr=lr, weight_decay=weight_decay)
+    opt = make_optimizer(params.values(), optimizer, lr, weight_decay=weight_decay)
     loss_fn: Callable = task_loss(data.task)
     X, y = data.X_train.to(dev), data.y_train.to(dev)
     n = len(X)
     gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
     batched_loss = torch.vmap(loss_fn)  # (K, B, out), (K, B) -> (K,)
-    history = torch.zeros(K, epochs, device=dev)
 
     def losses(p, idx):
         out = family_forward(base, p, buffers, X[idx])
         return batched_loss(out, y[idx])
 
-    bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False, mininterval=1.0)
-    for epoch in bar:
+    def batches(_epoch):
         perms = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(dev)  # (K, n)
-        total = torch.zeros(K, device=dev)
-        for i in range(0, n, batch_size):
-            idx = perms[:, i:i + batch_size]  # (K, B): model k's own minibatch
-            per_model = losses(params, idx)
-            opt.zero_grad(set_to_none=True)
-            per_model.sum().backward()
-            opt.step()
-            total += per_model.detach() * idx.shape[1]
-        history[:, epoch] = total / n
+        return (perms[:, i:i + batch_size] for i in range(0, n, batch_size))  # (K, B): model k's own batch
+
+    def step(idx):
+        per_model = losses(params, idx)
+        return per_model.sum(), per_model  # minimise the sum; track each model's loss
+
+    fitted = fit(step, opt, batches, epochs=epochs, progress=progress, desc=desc)
+    history = torch.tensor(fitted.losses, dtype=torch.float32).T  # (K, epochs)
     return unstack(params, buffers, models), history.cpu()

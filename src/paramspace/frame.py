@@ -856,7 +856,7 @@ def evaluate(model: nn.Module, data: ImageData, params: dict, seed: int, dev: to
 
 def check_params(params: dict) -> dict:
     """Checks across parameters that :mod:`paramspace.profiles` validates one at a time."""
-    from .profiles import ProfileError
+    from .reports import ProfileError
 
     if params["frame_A"] > params["frame_B"]:
         raise ProfileError(f"frame_regularization: frame_A = {params['frame_A']} must be at most "

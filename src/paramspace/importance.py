@@ -497,7 +497,7 @@ def fit(model: nn.Module, data, method: str, params: dict, seed: int, device: to
 
 def check_params(params: dict) -> dict:
     """Checks across parameters that :mod:`paramspace.profiles` validates one at a time."""
-    from .profiles import ProfileError
+    from .reports import ProfileError
 
     if params["min_keep"] > 1 - params["drop_rate"]:
         raise ProfileError(f"importance_dropconnect: min_keep = {params['min_keep']} must be at most "

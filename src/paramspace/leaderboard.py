@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from . import data as D, importance, metric, pruning, relevance, variational
-from .metrics import quality
+from .quality import quality
 from .models import mlp, n_params
 from .train import cpu_threads, resolve_device
 

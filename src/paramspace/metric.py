@@ -875,7 +875,7 @@ def cluster_sweep(det: nn.Sequential, layer: int, means, covs, ks, ds, seed: int
     to cluster and merge, not to evaluate. With ``algorithm="lloyd"`` (report 1) both metrics run the
     same Lloyd iteration, so that they differ in the distance only. ``keep_labels=True`` adds each
     partition (``labels``, one cluster index per neuron) to its row."""
-    from .metrics import quality
+    from .quality import quality
     from .models import n_params
 
     full = n_params(det)
@@ -907,7 +907,7 @@ def partition_agreement(rows: list[dict], a: str = "euclidean", b: str = "w2") -
 
 
 def check_params(params: dict) -> None:
-    from .profiles import ProfileError
+    from .reports import ProfileError
 
     if params["hapt_claim_k"] > params["hapt_window"]:
         raise ProfileError("metric_analysis: hapt_claim_k must not exceed hapt_window (the number of output neurons)")
@@ -976,7 +976,7 @@ def run(params: dict, progress: bool = True) -> dict[str, pd.DataFrame]:
     of the clustering covariances, times)."""
     from tqdm import tqdm
 
-    from .metrics import quality
+    from .quality import quality
     from .models import n_params
 
     check_params(params)
@@ -1052,7 +1052,7 @@ def ring_runs(params: dict, progress: bool = True) -> pd.DataFrame:
     quality_k (``hapt_claim_k`` clusters)."""
     from tqdm import tqdm
 
-    from .metrics import quality
+    from .quality import quality
 
     check_params(params)
     spec = task_spec("hapt", params, hidden=params["hapt_hidden"])
@@ -1134,7 +1134,7 @@ def estimator_comparison(params: dict, progress: bool = True) -> dict:
     the networks, ``means``/``covs`` per estimator (``(n, d)``, ``(n, d, d)``), the alignment
     statistics, the wall time of each estimator and the circle statistics of the teacher's neurons.
     """
-    from .metrics import quality
+    from .quality import quality
 
     check_params(params)
     seed = params["seed"]

@@ -74,7 +74,7 @@ def rerun_command(report: str, params: dict, target: str = "report") -> str:
     """The one-line ``make`` command that reruns ``report`` with ``params``: ``PROFILE=`` names the
     profile, ``DEVICE=`` a device other than the profile's, ``SET="k=v ..."`` every other parameter
     that differs from the profile's value. ``target`` is ``report`` or ``companion``."""
-    from .profiles import PROFILES, resolve
+    from .reports import PROFILES, resolve
 
     profile = params.get("profile", "book")
     if profile not in PROFILES:
@@ -94,7 +94,7 @@ def source_copy(report: str, directory: Path | None = None) -> Path:
     """Copy the report's jupytext source into ``directory`` (default: the output folder of this
     run, ``$PARAMSPACE_OUTPUT_DIR``) as ``<report>.py``, beside the executed notebook."""
     from .claims import output_dir
-    from .profiles import get_report
+    from .reports import get_report
 
     src = Path(get_report(report).notebook)
     src = src if src.is_absolute() else project_root() / src

@@ -19,7 +19,7 @@ from torch.nn.utils import prune
 from tqdm import tqdm
 
 from . import curvature
-from .metrics import quality
+from .quality import quality
 from .models import predict
 
 Scores = dict[str, torch.Tensor]

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 from .checksums import sha256
-from .profiles import REPORTS, ProfileError, get_report, resolve
+from .reports import REPORTS, ProfileError, get_report, resolve
 
 # (``paramspace.data`` imports torch; this module does not, so that a lock or a skip check is quick)
 
