@@ -342,3 +342,65 @@ def test_paper_path_resnet18_through_dataloaders(fit_params):
     assert len(out["importance"]) == 21 and len(out["epochs"]) == 1
     assert 0 <= out["epochs"][0]["test_acc"] <= 1
     assert data.sizes == (8, 8)
+
+
+def test_train_method_stop_after_equals_the_first_epochs_of_a_full_run(fit_params):
+    outs = []
+    for stop in (None, 1):
+        seed_everything(0)
+        outs.append(I.train_method(I.small_cnn(1, 10, 4, 28), _toy_data(), "importance_dc_kl", seed=0,
+                                   stop_after=stop, **fit_params))
+    strip = lambda r: [{k: v for k, v in e.items() if k != "seconds"} for e in r["epochs"]]  # noqa: E731
+    assert len(outs[0]["epochs"]) == 2 and len(outs[1]["epochs"]) == 1
+    assert strip(outs[1]) == strip(outs[0])[:1]
+
+
+def test_train_method_updates_the_importances_every_importance_every_steps(fit_params, monkeypatch):
+    calls = []
+    real = I.mirror_descent
+
+    def counting(model, w, *args, **kw):
+        calls.append(kw["steps"])
+        return real(model, w, *args, **kw)
+
+    monkeypatch.setattr(I, "mirror_descent", counting)
+    # 96 images in batches of 32: 3 steps an epoch, 6 in two epochs; every 2nd step from step 0 -> 3 updates
+    I.train_method(I.small_cnn(1, 10, 4, 28), _toy_data(), "importance_dc", seed=0,
+                   **{**fit_params, "importance_every": 2, "importance_steps": 3})
+    assert calls == [3, 3, 3]
+    calls.clear()
+    I.train_method(I.small_cnn(1, 10, 4, 28), _toy_data(), "dropconnect", seed=0, **fit_params)
+    assert calls == []  # plain DropConnect never computes importances
+    with pytest.raises(ValueError, match="method"):
+        I.train_method(I.small_cnn(1, 10, 4, 28), _toy_data(), "dropout", seed=0, **fit_params)
+
+
+def test_train_method_sgd_is_nesterov_with_a_cosine_schedule(fit_params, monkeypatch):
+    from paramspace import train as T
+
+    seen = {}
+    real_fit = T.fit
+
+    def spy(step, optimizer, batches, **kw):
+        seen["opt"], seen["kw"] = optimizer, kw
+        return real_fit(step, optimizer, batches, **kw)
+
+    monkeypatch.setattr(T, "fit", spy)
+    I.train_method(I.small_cnn(1, 10, 4, 28), _toy_data(), "no_dropout", seed=0,
+                   **{**fit_params, "optimizer": "sgd", "lr": 0.1, "weight_decay": 5e-4, "epochs": 2})
+    group = seen["opt"].param_groups[0]
+    assert isinstance(seen["opt"], torch.optim.SGD) and group["nesterov"] and group["momentum"] == 0.9
+    assert group["weight_decay"] == 5e-4 and seen["kw"]["scheduler_every"] == "epoch"
+    assert isinstance(seen["kw"]["scheduler"], torch.optim.lr_scheduler.CosineAnnealingLR)
+    assert group["lr"] == pytest.approx(0.0)  # cosine over 2 epochs: 0.1 -> 0.05 -> 0
+
+
+def test_load_data_standardises_mnist_type_sets_and_rejects_others():
+    data = I.load_data("fashion-mnist", n_train=64, n_test=32, seed=3)
+    assert data.sizes == (64, 32) and data.in_channels == 1 and data.image_size == 28
+    assert float(data.X_train.mean()) == pytest.approx(0.0, abs=1e-5)
+    assert float(data.X_train.std()) == pytest.approx(1.0, abs=1e-4)
+    again = I.load_data("fashion-mnist", n_train=64, n_test=32, seed=3)
+    assert torch.equal(again.y_train, data.y_train)
+    with pytest.raises(D.DataError, match="svhn"):
+        I.load_data("svhn", n_train=10, n_test=10, seed=0)

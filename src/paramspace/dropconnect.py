@@ -99,8 +99,8 @@ def masked_names(model: nn.Module) -> list[str]:
 def uniform_importance(model: nn.Module, dtype: torch.dtype = torch.float64) -> dict[str, torch.Tensor]:
     """``w_i = 1`` for every masked layer, in float64 by default: importances span many orders of
     magnitude, and an entry that underflows to 0 can never come back under exponentiated gradient."""
-    params = dict(model.named_parameters())
-    return {k: torch.ones_like(params[k], dtype=dtype).detach() for k in masked_names(model)}
+    theta = dict(model.named_parameters())
+    return {k: torch.ones_like(theta[k], dtype=dtype).detach() for k in masked_names(model)}
 
 
 def eg_step(w: torch.Tensor, grad: torch.Tensor, eta: float) -> torch.Tensor:
@@ -131,8 +131,8 @@ def importance_stats(w: torch.Tensor) -> dict[str, float]:
     return {"max_share": float(p.max()), "effective_fraction": math.exp(ent) / n}
 
 
-def _loss(model, params, buffers, x, y):
-    return F.cross_entropy(functional_call(model, {**params, **buffers}, (x,)), y)
+def _loss(model, theta, buffers, x, y):
+    return F.cross_entropy(functional_call(model, {**theta, **buffers}, (x,)), y)
 
 
 def _cloned_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -143,9 +143,9 @@ def _cloned_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def weight_gradient(model: nn.Module, names, x, y) -> dict[str, torch.Tensor]:
     """``grad_a L(f(x, a), y)`` for the named weights, at the model's current parameters."""
-    params = dict(model.named_parameters())
-    loss = _loss(model, params, _cloned_buffers(model), x, y)
-    grads = torch.autograd.grad(loss, [params[k] for k in names])
+    theta = dict(model.named_parameters())
+    loss = _loss(model, theta, _cloned_buffers(model), x, y)
+    grads = torch.autograd.grad(loss, [theta[k] for k in names])
     return {k: g.detach() for k, g in zip(names, grads)}
 
 
@@ -160,10 +160,10 @@ def importance_objective(model: nn.Module, w: dict[str, torch.Tensor], g: dict[s
     differ by the ratio of layer sizes (250x in the book's CNN): unstable for the smallest layers or
     negligible for the largest.
     """
-    params = {k: v.detach() for k, v in model.named_parameters()}
-    stepped = dict(params)
+    theta = {k: v.detach() for k, v in model.named_parameters()}
+    stepped = dict(theta)
     for k, wk in w.items():
-        stepped[k] = params[k] - wk.to(params[k].dtype) * (gamma * g[k])
+        stepped[k] = theta[k] - wk.to(theta[k].dtype) * (gamma * g[k])
     obj = _loss(model, stepped, _cloned_buffers(model), x_out, y_out)
     if tau:
         obj = obj + tau * sum(wk.numel() * kl_to_uniform(wk) for wk in w.values())
@@ -319,8 +319,8 @@ def keep_probabilities(w: torch.Tensor, drop_rate: float, min_keep: float = 0.0)
 
 def plain_keep(model: nn.Module, drop_rate: float) -> dict[str, torch.Tensor]:
     """Plain DropConnect: keep-probability ``1 - drop_rate`` for every masked weight."""
-    params = dict(model.named_parameters())
-    return {k: torch.full_like(params[k], 1.0 - drop_rate).detach() for k in masked_names(model)}
+    theta = dict(model.named_parameters())
+    return {k: torch.full_like(theta[k], 1.0 - drop_rate).detach() for k in masked_names(model)}
 
 
 def masked_parameters(model: nn.Module, keep: dict[str, torch.Tensor], gen: torch.Generator | None = None):
