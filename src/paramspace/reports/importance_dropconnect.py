@@ -15,8 +15,7 @@ import torch
 from .. import dropconnect as DC
 from ..claims import KIND_LABEL, paired_claim, verdict_phrase
 from ..train import cpu_threads, resolve_device, seed_everything
-from .spec import ProfileError
-from .spec import COMMON, CPU_THREADS, Param, Report, _number, fraction_grid, int_list, positive_float, positive_int
+from .spec import COMMON, CPU_THREADS, Param, ProfileError, Report, _number, fraction_grid, int_list, positive_float, positive_int
 
 _ID_DATASETS = ("mnist", "fashion-mnist", "cifar10")
 
