@@ -143,15 +143,13 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from paramspace import claims as C
-from paramspace import importance, plots
+from paramspace import plots
 from paramspace.pages import titled_table
-from paramspace.reports import params_from_namespace
-from paramspace.provenance import Provenance
+from paramspace.reports import importance_dropconnect as R3
+from paramspace.reports import run_all, setup
 
 REPORT = "importance_dropconnect"
-P = importance.check_params(params_from_namespace(REPORT, globals()))  # validated before any compute
-prov = Provenance(REPORT, P)
-plots.setup()
+P, prov = setup(REPORT, globals())  # validates every parameter (and the rules across them) before any compute
 
 # %% [markdown]
 # ## Setting
@@ -202,15 +200,15 @@ plots.setup()
 # $\tau \in \{0, 10^{-4}, 10^{-3}\}$ and two values of $k_{\min}$.
 
 # %% tags=["hide-input"]
-display(Markdown(importance.describe_run(P)))
+display(Markdown(R3.describe_run(P)))
 
 # %%
-results = importance.run(P, progress=P["profile"] == "paper")  # progress bars only for long runs
+results = run_all(REPORT, P)  # every (seed, method) training and the sensitivity grid's runs
 curves = results["curves"]
 
 # %% tags=["hide-input"]
 timing = (results["timing"].groupby("method", sort=False)["seconds"].agg(["mean", "std"])
-          .rename(index=importance.METHOD_LABELS).round(1)
+          .rename(index=R3.METHOD_LABELS).round(1)
           .rename(columns={"mean": "train time (s), mean", "std": "sd"}).rename_axis("method"))
 display(Markdown(titled_table("Wall time of one training run per method (shared machine)", "tab-r3-timing",
                               timing.to_markdown())))
@@ -229,12 +227,12 @@ display(Markdown(titled_table("Wall time of one training run per method (shared 
 # {numref}`fig-r3-concentration`.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Importances at the end of training (first seed, all layers pooled; layer mean 1), without and with the KL regulariser.", "name": "fig-r3-histogram"}}
-hist = importance.importance_histogram_data(results["importances"], P["seed"])
+hist = R3.importance_histogram_data(results["importances"], P["seed"])
 plots.importance_histograms(hist, title=f"Importances after {P['epochs']} epochs (seed {P['seed']}, all layers)")
 plt.show()
 
 # %% tags=["hide-input"]
-display(Markdown(importance.concentration_markdown(curves, P)))
+display(Markdown(R3.concentration_markdown(curves, P)))
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Concentration of the importances during training: effective fraction of weights and largest share, mean over layers; lines are means over seeds, bands one standard deviation.", "name": "fig-r3-concentration"}}
 imp_curves = curves[curves.method.str.startswith("importance")]
@@ -264,11 +262,11 @@ plt.show()
 # `collapse_share`; {numref}`fig-r3-collapse` shows every layer's largest share against the step.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Collapse check: largest share of each layer against the mirror-descent step, at fixed trained weights on one batch, without KL (left) and with KL (right); mean over seeds; dashed: our threshold collapse_share.", "name": "fig-r3-collapse"}}
-importance.plot_collapse(results["collapse"], P)
+R3.plot_collapse(results["collapse"], P)
 plt.show()
 
 # %% tags=["hide-input"]
-display(Markdown(importance.collapse_markdown(results["collapse"], P)))
+display(Markdown(R3.collapse_markdown(results["collapse"], P)))
 
 # %% [markdown]
 # ## Convergence
@@ -306,15 +304,15 @@ plt.show()
 # {numref}`tab-r3-sensitivity`). $k_{\min} = 1 - p$ would be plain DropConnect exactly.
 
 # %%
-grid = importance.sensitivity(P, curves, progress=P["profile"] == "paper")
+grid = results["grid"]  # trained with the main runs (run_all above); cells equal to the main settings reused
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Sensitivity of the early-training result: early test accuracy of importance DropConnect minus plain DropConnect's (percentage points; mean over seeds, bars one standard error) against the KL weight tau (0 = no KL), one line per min_keep.", "name": "fig-r3-sensitivity"}}
-importance.plot_sensitivity(grid, P)
+R3.plot_sensitivity(grid, P)
 plt.show()
 
 # %% tags=["hide-input"]
 display(Markdown(titled_table("Sensitivity grid: early test accuracy minus DropConnect's (pp), mean ± sd over seeds",
-                              "tab-r3-sensitivity", importance.sensitivity_markdown(grid))))
+                              "tab-r3-sensitivity", R3.sensitivity_markdown(grid))))
 
 # %% [markdown]
 # ## Deviations from the deck
@@ -359,7 +357,7 @@ display(Markdown(titled_table("Sensitivity grid: early test accuracy minus DropC
 # {numref}`tab-r3-tolerances`.
 
 # %% tags=["hide-input"]
-ledger = importance.claims(curves, P, results["collapse"])
+ledger = results["ledger"]
 C.write_ledger(REPORT, ledger)
 display(Markdown(titled_table("Claims and verdicts", "tab-r3-claims", C.markdown_table(ledger))))
 display(Markdown(titled_table("Tolerances and thresholds we chose", "tab-r3-tolerances", C.tolerances_markdown(P, {
@@ -374,7 +372,7 @@ display(Markdown(titled_table("Tolerances and thresholds we chose", "tab-r3-tole
 # What this run measured (generated from the curves and the ledger above):
 
 # %% tags=["hide-input"]
-display(Markdown(importance.summary_markdown(ledger, curves, P)))
+display(Markdown(R3.summary_markdown(ledger, curves, P)))
 
 # %% [markdown]
 # * **What "importance" measures under the deck's objective.** With the same minibatch inside and

@@ -1,4 +1,5 @@
-"""Report 3: importances on the scaled simplex (mirror descent), importance-guided DropConnect."""
+"""The methods of report 3 (paramspace.dropconnect): importances on the scaled simplex by mirror descent,
+keep-probabilities, masked training through train.fit."""
 
 import math
 
@@ -9,9 +10,8 @@ import torch
 from torch import nn
 
 from paramspace import data as D
-from paramspace import importance as I
-from paramspace.claims import VERDICTS, verdict_paired
-from paramspace.reports import ProfileError, resolve
+from paramspace import dropconnect as I
+from paramspace.train import seed_everything
 
 
 def _tiny_cnn():
@@ -236,16 +236,19 @@ def _toy_data(n=96, seed=0):
 
 @pytest.fixture(scope="module")
 def fit_params():
-    return {**resolve("importance_dropconnect", "smoke"), "epochs": 2, "batch_size": 32, "width": 4}
+    """train_method's keyword arguments: the smoke profile's values, two epochs of batch 32."""
+    return dict(epochs=2, batch_size=32, optimizer="adam", lr=0.003, weight_decay=0.0, drop_rate=0.3, min_keep=0.5,
+                importance_lr=300.0, importance_gamma=0.1, importance_tau=1e-4, importance_every=1,
+                importance_steps=1, importance_data="same")
 
 
 @pytest.mark.parametrize("method", I.METHODS)
 def test_fit_runs_every_method(method, fit_params):
     data = _toy_data()
-    I.seed_everything(0)
+    seed_everything(0)
     model = I.small_cnn(1, 10, 4, 28)
     before = [p.detach().clone() for p in model.parameters()]
-    out = I.fit(model, data, method, fit_params, seed=0, device=torch.device("cpu"))
+    out = I.train_method(model, data, method, seed=0, device=torch.device("cpu"), **fit_params)
     assert not model.training
     assert [r["epoch"] for r in out["epochs"]] == [1, 2]
     assert all(0 <= r["test_acc"] <= 1 and r["train_loss"] > 0 for r in out["epochs"])
@@ -261,9 +264,9 @@ def test_fit_runs_every_method(method, fit_params):
 def test_fit_is_deterministic(fit_params):
     runs = []
     for _ in range(2):
-        I.seed_everything(0)
+        seed_everything(0)
         model = I.small_cnn(1, 10, 4, 28)
-        runs.append(I.fit(model, _toy_data(), "importance_dc_kl", fit_params, 0, torch.device("cpu")))
+        runs.append(I.train_method(model, _toy_data(), "importance_dc_kl", seed=0, device="cpu", **fit_params))
     strip = lambda r: [{k: v for k, v in e.items() if k != "seconds"} for e in r["epochs"]]  # noqa: E731
     assert strip(runs[0]) == strip(runs[1])
 
@@ -272,106 +275,13 @@ def test_fit_uses_the_importance_data_option(fit_params):
     # the deck's same-batch objective (default) and our split-batch option learn different importances
     outs = {}
     for mode in ("same", "split"):
-        I.seed_everything(0)
-        outs[mode] = I.fit(I.small_cnn(1, 10, 4, 28), _toy_data(), "importance_dc",
-                           {**fit_params, "importance_data": mode}, 0, torch.device("cpu"))["importance"]
+        seed_everything(0)
+        outs[mode] = I.train_method(I.small_cnn(1, 10, 4, 28), _toy_data(), "importance_dc", seed=0,
+                                    **{**fit_params, "importance_data": mode})["importance"]
     assert fit_params["importance_data"] == "same"
     assert any(not torch.allclose(outs["same"][k], outs["split"][k]) for k in outs["same"])
     for w in outs["split"].values():
         assert float(w.sum()) == pytest.approx(w.numel(), rel=1e-6)
-
-
-def test_check_params():
-    P = resolve("importance_dropconnect", "smoke")
-    I.check_params(P)
-    with pytest.raises(ProfileError, match="min_keep"):
-        I.check_params({**P, "min_keep": 0.9, "drop_rate": 0.3})
-    with pytest.raises(ProfileError, match="early_epochs"):
-        I.check_params({**P, "early_epochs": P["epochs"]})
-    with pytest.raises(ProfileError, match="grid_min_keep"):
-        I.check_params({**P, "grid_min_keep": [0.5, 0.8], "drop_rate": 0.3})
-    with pytest.raises(ProfileError, match="collapse_seeds"):
-        I.check_params({**P, "collapse_seeds": P["n_seeds"] + 1})
-    with pytest.raises(ProfileError, match="grid_seeds"):
-        I.check_params({**P, "grid_seeds": P["n_seeds"] + 1})
-    with pytest.raises(ProfileError, match="importance_data"):
-        resolve("importance_dropconnect", "smoke", {"importance_data": "halves"})
-    with pytest.raises(ProfileError):
-        resolve("importance_dropconnect", "smoke", {"grid_tau": [-1.0]})
-    with pytest.raises(ProfileError, match="resnet18"):
-        I.check_params({**P, "arch": "resnet18"})
-    with pytest.raises(ProfileError):
-        resolve("importance_dropconnect", "smoke", {"dataset": "svhn"})
-    assert resolve("importance_dropconnect", "paper")["arch"] == "resnet18"
-    assert resolve("importance_dropconnect", "paper")["dataset"] == "cifar10"
-
-
-def _collapse_frame(shares_tau0, shares_tau, tau=1e-3, steps=10):
-    """A collapse-check table: per seed two layers, the largest share at step 0 and at ``steps``."""
-    rows = []
-    for s, (a, b) in enumerate(zip(shares_tau0, shares_tau)):
-        for t, v in ((0.0, a), (tau, b)):
-            for layer, size in (("0.weight", 100), ("3.weight", 400)):
-                rows.append(dict(tau=t, step=0, layer=layer, size=size, objective=1.0, max_share=1 / size,
-                                 effective_fraction=1.0, seed=s))
-                rows.append(dict(tau=t, step=steps, layer=layer, size=size, objective=0.5, max_share=v,
-                                 effective_fraction=0.5, seed=s))
-    return pd.DataFrame(rows)
-
-
-def test_claims_follow_from_the_numbers():
-    P = {**resolve("importance_dropconnect", "smoke"), "epochs": 4, "early_epochs": 2, "collapse_share": 0.5}
-    rows = []
-    for s in range(3):
-        for m in I.METHODS:
-            bonus = {"no_dropout": 0.0, "dropconnect": 0.0, "importance_dc": -0.01, "importance_dc_kl": 0.05}[m]
-            for e in range(1, 5):
-                acc = 0.5 + 0.1 * e + (bonus if e <= 2 else 0.0) + 0.001 * s - (0.03 if m == "no_dropout" and e == 4 else 0)
-                tr = acc + (0.2 if m == "no_dropout" else 0.1)
-                rows.append(dict(method=m, seed=s, epoch=e, test_acc=acc, train_acc=tr, test_loss=1 - acc,
-                                 effective_fraction=(0.9 if m == "importance_dc_kl" else 0.01 + 0.001 * s)
-                                 if m.startswith("importance") else np.nan,
-                                 max_share=(0.01 if m == "importance_dc_kl" else 0.2 + 0.01 * s)
-                                 if m.startswith("importance") else np.nan))
-    curves = pd.DataFrame(rows)
-    curves["gap_acc"] = curves["train_acc"] - curves["test_acc"]
-    collapse = _collapse_frame([0.95, 0.99, 0.97], [0.01, 0.01, 0.01])
-    ledger = I.claims(curves, P, collapse)
-    by = {c.claim.split(" (")[0]: c for c in ledger}
-    assert all(c.verdict in VERDICTS and c.verdict == verdict_paired(c.evidence) for c in ledger)
-    # the deck's statements are kind "report" and say where they stand; everything else is ours
-    report = [c for c in ledger if c.kind == "report"]
-    assert len(report) == 4 and all(c.deck for c in report)
-    assert all(c.kind == "ours" for c in ledger if "end of training" in c.claim or "gap" in c.claim)
-    assert all(c.kind == "ours" for c in ledger if "not claimed" in c.report_value)
-    early_kl = by["importance DropConnect + KL beats plain DropConnect early in training"]
-    assert early_kl.kind == "report" and early_kl.evidence == pytest.approx([5.0] * 3)
-    assert early_kl.verdict == "reproduced"
-    assert by["importance DropConnect beats plain DropConnect early in training"].verdict == "not reproduced"
-    late = by["importance DropConnect + KL beats plain DropConnect at the end of training"]
-    assert late.kind == "ours" and late.evidence == pytest.approx([0.0] * 3) and late.verdict == "not reproduced"
-    regime_loss, regime_acc = [c for c in ledger if c.claim.startswith("in this regime")]
-    assert regime_acc.kind == "ours" and regime_acc.evidence == pytest.approx([3.0] * 3)  # DropConnect 3 pp above
-    assert regime_loss.kind == "ours" and regime_loss.evidence == pytest.approx([0.03] * 3)  # loss 1 - acc: 0.03 below
-    early_loss = [c for c in ledger if "early in training in test loss" in c.claim]
-    assert [c.kind for c in early_loss] == ["ours", "ours"]
-    assert early_loss[0].evidence == pytest.approx([0.05] * 3) and early_loss[1].evidence == pytest.approx([-0.01] * 3)
-    assert I.short_label(early_loss[0])[0].startswith("early test loss")
-    gap = [c for c in ledger if "gap" in c.claim]
-    assert gap[0].evidence == pytest.approx([0.0] * 3, abs=1e-9)  # importance + KL vs DropConnect: same gap
-    assert gap[1].evidence == pytest.approx([10.0] * 3)  # DropConnect vs no dropout: gaps 0.2 and 0.1
-    spread = by["the KL regulariser keeps the importances spread out"]
-    assert spread.kind == "report" and spread.verdict == "reproduced"
-    # collapse of the converged mirror descent: largest share (mean over the two layers) minus 0.5
-    conv = [c for c in ledger if c.claim.startswith("without KL, mirror descent converges")][0]
-    assert conv.kind == "report" and conv.evidence == pytest.approx([0.45, 0.49, 0.47])
-    assert conv.verdict == "reproduced"
-    trained = [c for c in ledger if c.claim.startswith("without KL, the importances as trained")][0]
-    assert trained.kind == "ours" and trained.evidence == pytest.approx([-0.3, -0.29, -0.28])
-    assert trained.verdict == "not reproduced"
-    assert len(I.claims(curves, P)) == len(ledger) - 1  # no collapse check, no row for it
-    text = I.summary_markdown(ledger, curves, P)
-    assert "reproduced" in text and "importance DropConnect + KL: early" in text and "(ours)" in text
 
 
 def test_importance_batches_same_and_split():
@@ -418,28 +328,6 @@ def test_collapse_check_converges_to_a_vertex_without_kl_and_not_with_it():
     assert I.importance_stats(w["0.weight"])["max_share"] == pytest.approx(end.loc[0.0, "max_share"], abs=1e-5)
     assert int(w["0.weight"].argmax()) == int(g2.argmax())
 
-
-def test_sensitivity_cells_reuse_the_run_and_min_keep_at_one_minus_p_is_plain_dropconnect(fit_params, monkeypatch):
-    # k_min = 1 - p forces every keep-probability to 1 - p: the same masks as plain DropConnect from the
-    # same mask generator, so the early accuracy difference is exactly 0 whatever tau
-    P = {**fit_params, "n_seeds": 1, "epochs": 3, "early_epochs": 2, "grid_seeds": 1, "collapse_seeds": 1, "drop_rate": 0.3,
-         "min_keep": 0.5, "importance_tau": 1e-3, "grid_min_keep": [0.5, 0.7], "grid_tau": [0.0, 1e-2]}
-    monkeypatch.setattr(I, "load_data", lambda params, seed: _toy_data(seed=seed))
-    rows = []
-    for m in ("dropconnect", "importance_dc"):
-        I.seed_everything(P["seed"])
-        out = I.fit(I.small_cnn(1, 10, 4, 28), _toy_data(seed=P["seed"]), m, P, P["seed"], torch.device("cpu"))
-        rows += [dict(method=m, seed=P["seed"], **r) for r in out["epochs"]]
-    curves = pd.DataFrame(rows)
-    grid = I.sensitivity(P, curves).set_index(["min_keep", "tau"])
-    assert len(grid) == 4 and grid.loc[(0.5, 0.0), "reused"] and not grid.loc[(0.5, 0.01), "reused"]
-    early = curves[curves.epoch <= 2].groupby("method")["test_acc"].mean()
-    assert grid.loc[(0.5, 0.0), "diff_pp"] == pytest.approx(100 * (early["importance_dc"] - early["dropconnect"]))
-    assert grid.loc[(0.7, 0.0), "diff_pp"] == 0.0 and grid.loc[(0.7, 0.01), "diff_pp"] == 0.0
-    text = I.sensitivity_markdown(grid.reset_index())
-    assert text.count("\n") == 3 and "+0.00" in text
-
-
 def test_paper_path_resnet18_through_dataloaders(fit_params):
     # the paper profile's code path (DataLoader batches, ResNet-18 with batch norm, importance
     # DropConnect + KL) on eight random 32x32 RGB images instead of CIFAR-10
@@ -448,30 +336,71 @@ def test_paper_path_resnet18_through_dataloaders(fit_params):
     ds = torch.utils.data.TensorDataset(X, y)
     data = I.LoaderData(ds, ds, ds, torch.device("cpu"), batch_size=8, num_workers=0)
     params = {**fit_params, "epochs": 1, "batch_size": 8, "optimizer": "sgd", "lr": 0.01, "weight_decay": 5e-4}
-    I.seed_everything(0)
+    seed_everything(0)
     net = I.build_model("resnet18", 3, 10, 32)
-    out = I.fit(net, data, "importance_dc_kl", params, seed=0, device=torch.device("cpu"))
+    out = I.train_method(net, data, "importance_dc_kl", seed=0, device=torch.device("cpu"), **params)
     assert len(out["importance"]) == 21 and len(out["epochs"]) == 1
     assert 0 <= out["epochs"][0]["test_acc"] <= 1
     assert data.sizes == (8, 8)
 
 
-def test_plot_helpers():
-    import matplotlib
+def test_train_method_stop_after_equals_the_first_epochs_of_a_full_run(fit_params):
+    outs = []
+    for stop in (None, 1):
+        seed_everything(0)
+        outs.append(I.train_method(I.small_cnn(1, 10, 4, 28), _toy_data(), "importance_dc_kl", seed=0,
+                                   stop_after=stop, **fit_params))
+    strip = lambda r: [{k: v for k, v in e.items() if k != "seconds"} for e in r["epochs"]]  # noqa: E731
+    assert len(outs[0]["epochs"]) == 2 and len(outs[1]["epochs"]) == 1
+    assert strip(outs[1]) == strip(outs[0])[:1]
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    from paramspace import plots
+def test_train_method_updates_the_importances_every_importance_every_steps(fit_params, monkeypatch):
+    calls = []
+    real = I.mirror_descent
 
-    rows = [dict(method=m, seed=s, epoch=e, test_acc=0.5 + 0.01 * e + 0.001 * s, test_loss=1.0 / e)
-            for m in I.METHODS for s in range(2) for e in range(1, 4)]
-    fig = plots.band_panels(pd.DataFrame(rows), "epoch", [("test_acc", "test accuracy"), ("test_loss", "test loss")],
-                            hue="method", xlabel="epoch", title="t")
-    assert len([a for a in fig.axes if a.get_visible()]) == 2 and fig.legends
-    labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert labels == [I.METHOD_LABELS[m] for m in I.METHODS]
-    ax = plots.importance_histograms({"importance_dc": np.array([0.0, 1e-3, 1.0, 3.0]),
-                                      "importance_dc_kl": np.ones(4)})
-    assert ax.get_xscale() == "log" and "25.0%" in ax.get_legend().get_texts()[0].get_text()
-    plt.close("all")
+    def counting(model, w, *args, **kw):
+        calls.append(kw["steps"])
+        return real(model, w, *args, **kw)
+
+    monkeypatch.setattr(I, "mirror_descent", counting)
+    # 96 images in batches of 32: 3 steps an epoch, 6 in two epochs; every 2nd step from step 0 -> 3 updates
+    I.train_method(I.small_cnn(1, 10, 4, 28), _toy_data(), "importance_dc", seed=0,
+                   **{**fit_params, "importance_every": 2, "importance_steps": 3})
+    assert calls == [3, 3, 3]
+    calls.clear()
+    I.train_method(I.small_cnn(1, 10, 4, 28), _toy_data(), "dropconnect", seed=0, **fit_params)
+    assert calls == []  # plain DropConnect never computes importances
+    with pytest.raises(ValueError, match="method"):
+        I.train_method(I.small_cnn(1, 10, 4, 28), _toy_data(), "dropout", seed=0, **fit_params)
+
+
+def test_train_method_sgd_is_nesterov_with_a_cosine_schedule(fit_params, monkeypatch):
+    from paramspace import train as T
+
+    seen = {}
+    real_fit = T.fit
+
+    def spy(step, optimizer, batches, **kw):
+        seen["opt"], seen["kw"] = optimizer, kw
+        return real_fit(step, optimizer, batches, **kw)
+
+    monkeypatch.setattr(T, "fit", spy)
+    I.train_method(I.small_cnn(1, 10, 4, 28), _toy_data(), "no_dropout", seed=0,
+                   **{**fit_params, "optimizer": "sgd", "lr": 0.1, "weight_decay": 5e-4, "epochs": 2})
+    group = seen["opt"].param_groups[0]
+    assert isinstance(seen["opt"], torch.optim.SGD) and group["nesterov"] and group["momentum"] == 0.9
+    assert group["weight_decay"] == 5e-4 and seen["kw"]["scheduler_every"] == "epoch"
+    assert isinstance(seen["kw"]["scheduler"], torch.optim.lr_scheduler.CosineAnnealingLR)
+    assert group["lr"] == pytest.approx(0.0)  # cosine over 2 epochs: 0.1 -> 0.05 -> 0
+
+
+def test_load_data_standardises_mnist_type_sets_and_rejects_others():
+    data = I.load_data("fashion-mnist", n_train=64, n_test=32, seed=3)
+    assert data.sizes == (64, 32) and data.in_channels == 1 and data.image_size == 28
+    assert float(data.X_train.mean()) == pytest.approx(0.0, abs=1e-5)
+    assert float(data.X_train.std()) == pytest.approx(1.0, abs=1e-4)
+    again = I.load_data("fashion-mnist", n_train=64, n_test=32, seed=3)
+    assert torch.equal(again.y_train, data.y_train)
+    with pytest.raises(D.DataError, match="svhn"):
+        I.load_data("svhn", n_train=10, n_test=10, seed=0)
