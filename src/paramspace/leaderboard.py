@@ -34,7 +34,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from . import data as D, importance, metric, pruning, relevance, variational
+from . import data as D, dropconnect as importance, metric, pruning, relevance, variational
 from .quality import quality
 from .models import mlp, n_params
 from .train import cpu_threads, resolve_device
