@@ -63,12 +63,12 @@ def generalized_evidence_loss(out: torch.Tensor, y: torch.Tensor, kl: torch.Tens
     return F.cross_entropy(out, y) + lam * kl / n_train
 
 
-def kl_from_params(params: dict[str, torch.Tensor], prior_sigma: float) -> torch.Tensor:
+def kl_from_params(theta: dict[str, torch.Tensor], prior_sigma: float) -> torch.Tensor:
     """``KL(q || p)`` of a set of generated variational parameters (``*_mu`` with ``*_rho``)."""
     total = None
-    for name, mu in params.items():
+    for name, mu in theta.items():
         if name.endswith("_mu"):
-            sigma = F.softplus(params[name[:-3] + "_rho"])
+            sigma = F.softplus(theta[name[:-3] + "_rho"])
             kl = V.kl_gaussian_closed_form(mu, sigma, prior_sigma)
             total = kl if total is None else total + kl
     if total is None:
@@ -141,9 +141,9 @@ class HyperNet(nn.Module):
     def model_at(self, lam) -> nn.Sequential:
         """A standalone copy of the base network holding the parameters generated at ``lam``."""
         m = copy.deepcopy(self.base)
-        params = self(lam)
+        theta = self(lam)
         for n, p in m.named_parameters():
-            p.data = params[n].detach().clone().to(p.device)
+            p.data = theta[n].detach().clone().to(p.device)
         return m
 
 
@@ -160,16 +160,16 @@ class LinearHyper(HyperNet):
 
     def __init__(self, base: nn.Module, lam_min: float, lam_max: float, other: nn.Module | None = None):
         super().__init__(base, lam_min, lam_max)
-        params = dict(base.named_parameters())
+        own = dict(base.named_parameters())
         if other is not None:
             oth = dict(other.named_parameters())
             if {n: tuple(p.shape) for n, p in oth.items()} != self.shapes:
                 raise ValueError("`other` must have the base network's architecture")
-            b2 = {n: (oth[n].detach() - params[n].detach()).clone() for n in self.names}
+            b2 = {n: (oth[n].detach() - own[n].detach()).clone() for n in self.names}
         else:
-            b2 = {n: torch.zeros_like(params[n].detach()) for n in self.names}
+            b2 = {n: torch.zeros_like(own[n].detach()) for n in self.names}
         self.b2 = nn.ParameterDict({self.key(n): nn.Parameter(b2[n]) for n in self.names})
-        self.b3 = nn.ParameterDict({self.key(n): nn.Parameter(params[n].detach().clone()) for n in self.names})
+        self.b3 = nn.ParameterDict({self.key(n): nn.Parameter(own[n].detach().clone()) for n in self.names})
 
     def generate(self, t: torch.Tensor) -> dict[str, torch.Tensor]:
         return {n: t * self.b2[self.key(n)] + self.b3[self.key(n)] for n in self.names}
@@ -197,14 +197,14 @@ class LowRankHyper(HyperNet):
             raise ValueError(f"features must be 'relu' or 'tanh', got {features!r}")
         self.rank, self.embed_dim, self.feature_kind = int(rank), int(embed_dim), features
         g = generator if generator is not None else torch.Generator().manual_seed(0)
-        params = dict(base.named_parameters())
+        own = dict(base.named_parameters())
         if features == "tanh":
             self.embed_a = nn.Parameter(2.0 * torch.randn(embed_dim, generator=g))
             self.embed_c = nn.Parameter(torch.randn(embed_dim, generator=g))
         else:  # nn.Linear(1, embed_dim)'s initialisation: U(-1, 1) for weight and bias (fan-in 1)
             self.embed_a = nn.Parameter(2 * torch.rand(embed_dim, generator=g) - 1)
             self.embed_c = nn.Parameter(2 * torch.rand(embed_dim, generator=g) - 1)
-        self.b1 = nn.ParameterDict({self.key(n): nn.Parameter(params[n].detach().clone()) for n in self.names})
+        self.b1 = nn.ParameterDict({self.key(n): nn.Parameter(own[n].detach().clone()) for n in self.names})
         self.U1, self.U2 = nn.ParameterDict(), nn.ParameterDict()
         for n in self.names:
             shape = self.shapes[n]

@@ -19,7 +19,7 @@ import torch
 
 from .. import data as D, hypernet as H, pruning, variational as V
 from ..quality import quality
-from ..train import cpu_threads, resolve_device, seed_everything, set_cpu_threads
+from ..train import cpu_threads, fit, make_optimizer, resolve_device, seed_everything, set_cpu_threads
 from .spec import COMMON, CPU_THREADS, Param, ProfileError, Report, _number, fraction_grid, int_list, positive_float, positive_int
 
 def _lambda_grid(help: str) -> Param:
@@ -227,11 +227,10 @@ def _sync(dev: torch.device):
 
 def _warm_up():
     """Import what the first optimiser step imports (``torch.optim`` pulls in ``torch._dynamo``, about
-    a second), so that this one-off cost is not charged to the first timed model."""
+    a second), so that this one-off cost is not charged to the first timed model: one step of
+    :func:`~paramspace.train.fit` on a scalar."""
     w = torch.zeros(1, requires_grad=True)
-    opt = torch.optim.SGD([w], lr=0.1)
-    (w**2).sum().backward()
-    opt.step()
+    fit(lambda _batch: (w**2).sum(), make_optimizer([w], "sgd", 0.1), lambda _epoch: [None], epochs=1)
 
 
 def execute(run: dict) -> dict[str, list[dict]]:
