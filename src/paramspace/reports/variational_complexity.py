@@ -10,6 +10,7 @@ claims and the discussion.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 
@@ -233,6 +234,13 @@ def _warm_up():
     fit(lambda _batch: (w**2).sum(), make_optimizer([w], "sgd", 0.1), lambda _epoch: [None], epochs=1)
 
 
+@functools.lru_cache(maxsize=1)
+def _mnist(n_train: int, n_test: int, seed: int, input_scaling: str):
+    """A run's data set.  Kept for the next run in this process (the runs of one seed follow each other
+    in the plan and read the same data); no run changes it."""
+    return H.scale_inputs(D.load_mnist(n_train=n_train, n_test=n_test, seed=seed), input_scaling)
+
+
 def execute(run: dict) -> dict[str, list[dict]]:
     """One run of :func:`plan` (everything it reads is in ``run``): rows of the frames of
     :func:`summarize` (``curves``, ``models``, ``timing``, and per kind ``traces``, ``grid``,
@@ -251,8 +259,7 @@ def _execute(run: dict) -> dict[str, list[dict]]:
               clip_mode=run["clip_mode"], device=str(dev))
     out = {k: [] for k in FRAMES}
     _warm_up()
-    ds = H.scale_inputs(D.load_mnist(n_train=run["n_train"], n_test=run["n_test"], seed=seed),
-                        run["input_scaling"])
+    ds = _mnist(run["n_train"], run["n_test"], seed, run["input_scaling"])
 
     def evid(bayes, lam):
         ev = H.training_subset(ds, run["evidence_n"], seed)
