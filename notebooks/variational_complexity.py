@@ -129,19 +129,17 @@ cpu_threads = 1
 # %% tags=["remove-cell"]
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
+from tqdm import tqdm
 
 from paramspace import claims as C
-from paramspace import complexity, plots
+from paramspace import plots
 from paramspace.pages import titled_table
-from paramspace.reports import params_from_namespace
-from paramspace.provenance import Provenance
+from paramspace.reports import setup
+from paramspace.reports import variational_complexity as vc
 
 REPORT = "variational_complexity"
-P = params_from_namespace(REPORT, globals())  # validates every parameter before any compute
-complexity.check_params(P)
-complexity.configure_threads(P)  # before any compute: the provenance footer records the thread count
-prov = Provenance(REPORT, P)
-plots.setup()
+P, prov = setup(REPORT, globals())  # validates every parameter (and the rules across them) before any compute
+threads = vc.configure_threads(P)  # this kernel's torch thread count (each run also sets its own)
 
 # %% [markdown]
 # ## Protocol: the deck, the authors' code and this run
@@ -180,11 +178,12 @@ plots.setup()
 
 # %% tags=["hide-input"]
 display(Markdown(titled_table("Protocol: the deck, the authors' published code and this run", "tab-r2-protocol",
-                              complexity.table_markdown(complexity.protocol_table(P)))))
-display(Markdown(f"**This run:** {complexity.describe(P)}; profile `{P['profile']}`."))
+                              vc.table_markdown(vc.protocol_table(P)))))
+display(Markdown(f"**This run:** {vc.describe(P)}; profile `{P['profile']}`."))
 
 # %%
-results = complexity.run(P)
+results = vc.summarize(P, [vc.execute(r) for r in tqdm(vc.plan(P), desc="runs")])
+tables = results["tables"]
 
 # %% [markdown]
 # {numref}`tab-r2-models` gives, per model and $\lambda$ (mean over seeds), the test accuracy of the mean network before
@@ -195,7 +194,7 @@ results = complexity.run(P)
 
 # %% tags=["hide-input"]
 display(Markdown(titled_table("Models before pruning (mean over seeds)", "tab-r2-models",
-                              complexity.table_markdown(complexity.model_table(results["models"])))))
+                              vc.table_markdown(tables["models"]))))
 
 # %% [markdown]
 # ## Accuracy vs fraction of weights removed
@@ -205,10 +204,10 @@ display(Markdown(titled_table("Models before pruning (mean over seeds)", "tab-r2
 # (outside the log-scale range they are trained on).
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Test accuracy of the mean network against the percentage of weights removed by relative density (the same fraction from each layer), per λ; one-shot (left) and after fine-tuning (right); mean ± sd over seeds.", "name": "fig-r2-pruning"}}
-methods, labels = list(complexity.METHODS), complexity.METHOD_LABELS
+methods, labels = list(vc.METHODS), vc.METHOD_LABELS
 stages = ["one-shot", "fine-tuned"] if P["finetune_steps"] > 0 else ["one-shot"]
 title = f"MNIST, 784-{'-'.join(map(str, P['hidden']))}-10: pruning by relative density ({P['n_seeds']} seeds)"
-fig = plots.lambda_curves_figure(complexity.density_curves(results["curves"]), P["lambdas"], methods, labels, stages,
+fig = plots.lambda_curves_figure(vc.density_curves(results["curves"]), P["lambdas"], methods, labels, stages,
                                  suptitle=title)
 plt.show()
 
@@ -219,7 +218,7 @@ plt.show()
 # (`claim_fraction`).
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Accuracy lost (percentage points) against the percentage of weights removed by relative density, one-shot; dashed: our tolerance drop_tol_pp; dotted: claim_fraction.", "name": "fig-r2-drops"}}
-drops = complexity.drop_curves(results["curves"])
+drops = vc.drop_curves(results["curves"])
 fig = plots.lambda_curves_figure(drops, P["lambdas"], methods, labels, ["one-shot"], y="drop",
                                  ylabel="accuracy lost (pp)", hline=P["drop_tol_pp"], vline=P["claim_fraction"])
 plt.show()
@@ -233,13 +232,13 @@ plt.show()
 # rank correlation is 1, the two criteria are one.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Separate models: one-shot test accuracy against the percentage of weights removed (per layer) by relative density μ²/σ² and by magnitude |μ|, per λ; mean ± sd over seeds.", "name": "fig-r2-magnitude"}}
-fig = complexity.magnitude_figure(results["curves"], P["lambdas"])
+fig = vc.magnitude_figure(results["curves"], P["lambdas"])
 plt.show()
 
 # %% tags=["hide-input"]
 display(Markdown(titled_table("Density vs magnitude pruning of the separate models (mean over seeds)",
                               "tab-r2-density-magnitude",
-                              complexity.table_markdown(complexity.density_vs_magnitude_table(results, P)))))
+                              vc.table_markdown(tables["density_vs_magnitude"]))))
 
 # %% [markdown]
 # ## One hypernetwork, a continuum of models
@@ -253,14 +252,14 @@ display(Markdown(titled_table("Density vs magnitude pruning of the separate mode
 # hypernetwork that learned no complexity control has sensitivities near zero.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Test accuracy against λ: each hypernetwork along a fine grid (mean ± sd band over seeds) and the separate models (points); unpruned (top) and with claim_fraction of the weights removed by density (bottom).", "name": "fig-r2-continuum"}}
-fig = plots.lambda_continuum_figure(results["grid"], complexity.density_curves(results["curves"]),
+fig = plots.lambda_continuum_figure(results["grid"], vc.density_curves(results["curves"]),
                                     P["claim_fraction"], labels, P["lambdas"])
 plt.show()
 
 # %% tags=["hide-input"]
 display(Markdown(titled_table("λ-sensitivity of each kind of model over the covered λ (mean over seeds)",
                               "tab-r2-sensitivity",
-                              complexity.table_markdown(complexity.sensitivity_table(results, P)))))
+                              vc.table_markdown(tables["sensitivity"]))))
 
 # %% [markdown]
 # ## The generalised evidence and the posterior against λ
@@ -271,7 +270,7 @@ display(Markdown(titled_table("λ-sensitivity of each kind of model over the cov
 # shows it with its parts and the median posterior $\sigma$, for the hypernetworks along the grid and the separate models.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Against λ: median posterior σ, KL per parameter, expected log-likelihood per example and the generalised evidence per example; hypernetworks along a fine grid (mean ± sd over seeds), separate models as points (λ = 0 as the open marker at the left).", "name": "fig-r2-evidence"}}
-fig = complexity.evidence_figure(results, P["lambdas"])
+fig = vc.evidence_figure(results, P["lambdas"])
 plt.show()
 
 # %% [markdown]
@@ -282,12 +281,12 @@ plt.show()
 # {numref}`fig-r2-prior` and {numref}`tab-r2-prior` give their pruning curves, posterior widths and KL.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Prior-variance sweep (separate models at λ = sweep_lambda): one-shot accuracy against the percentage of weights removed by density (left) and the posterior σ, median and quartiles, against the prior variance (right).", "name": "fig-r2-prior"}}
-fig = complexity.prior_figure(results, P)
+fig = vc.prior_figure(results, P)
 plt.show()
 
 # %% tags=["hide-input"]
 display(Markdown(titled_table("Prior-variance sweep (mean over seeds)", "tab-r2-prior",
-                              complexity.table_markdown(complexity.prior_table(results, P)))))
+                              vc.table_markdown(tables["prior"]))))
 
 # %% [markdown]
 # ## Training cost
@@ -303,9 +302,9 @@ display(Markdown(titled_table("Prior-variance sweep (mean over seeds)", "tab-r2-
 
 # %% tags=["hide-input"]
 display(Markdown(titled_table("Counted training work per seed (network passes, mean over seeds)", "tab-r2-cost",
-                              complexity.table_markdown(complexity.cost_table(results, P)))))
+                              vc.table_markdown(tables["cost"]))))
 display(Markdown(titled_table("Training budgets and wall time per seed (mean over seeds)", "tab-r2-timing",
-                              complexity.table_markdown(complexity.timing_table(results["timing"], P)))))
+                              vc.table_markdown(tables["timing"]))))
 
 # %% [markdown]
 # ## Claims and verdicts
@@ -323,10 +322,10 @@ display(Markdown(titled_table("Training budgets and wall time per seed (mean ove
 # The ledger is also written to `variational_complexity.claims.json` for the collection's scorecard.
 
 # %% tags=["hide-input"]
-ledger = complexity.claims(results, P)
+ledger = results["claims"]
 C.write_ledger(REPORT, ledger)
 display(Markdown(titled_table("Tolerances we chose (not the report's)", "tab-r2-tolerances",
-                              C.tolerances_markdown(P, complexity.TOLERANCES))))
+                              C.tolerances_markdown(P, vc.TOLERANCES))))
 display(Markdown(titled_table("Claims and verdicts", "tab-r2-claims", C.markdown_table(ledger))))
 
 # %% [markdown]
@@ -335,7 +334,7 @@ display(Markdown(titled_table("Claims and verdicts", "tab-r2-claims", C.markdown
 # What this run measured (generated from the results above):
 
 # %% tags=["hide-input"]
-display(Markdown(complexity.discussion_markdown(results, ledger, P)))
+display(Markdown(results["discussion"]))
 
 # %% [markdown]
 # * **Why the scale of training matters.** The KL term enters the loss divided by the number of training examples $m$.

@@ -1,4 +1,5 @@
-"""Report 2: local reparameterisation, generalised evidence, hypernetworks, density pruning."""
+"""paramspace.hypernet (report 2's methods): local reparameterisation, generalised evidence, hypernetworks,
+their training on train.fit, density pruning."""
 
 import math
 
@@ -7,11 +8,10 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from paramspace import complexity as Cx
+from paramspace import hypernet as H
 from paramspace import pruning, variational as V
 from paramspace.data import Dataset
-from paramspace.reports import ProfileError, resolve
-from paramspace.train import train
+from paramspace.train import clip_gradients, fit, make_optimizer, shuffled_batches, train
 
 SMALL = dict(hidden=[6], prior_variance=0.1, init_sigma=0.05, local_reparam=True)
 
@@ -34,7 +34,9 @@ def _toy_data(n=240, d=5, seed=0):
 
 def _base(seed=0, d=5, out=2, **kw):
     torch.manual_seed(seed)
-    return Cx.bayes_mlp({**SMALL, **kw}, in_dim=d, out_dim=out)
+    p = {**SMALL, **kw}
+    return H.bayes_mlp(p["hidden"], prior_sigma=math.sqrt(p["prior_variance"]), init_sigma=p["init_sigma"],
+                       local_reparam=p["local_reparam"], in_dim=d, out_dim=out)
 
 
 # --- local reparameterisation -----------------------------------------------------------------
@@ -88,8 +90,8 @@ def test_lambda_zero_makes_the_kl_term_vanish():
     torch.manual_seed(0)
     out, y = torch.randn(7, 3), torch.tensor([0, 1, 2, 0, 1, 2, 0])
     kl = torch.tensor(123.4)
-    assert Cx.generalized_evidence_loss(out, y, kl, 0.0, 50).item() == F.cross_entropy(out, y).item()
-    assert Cx.generalized_evidence_loss(out, y, kl, 2.0, 50).item() == pytest.approx(
+    assert H.generalized_evidence_loss(out, y, kl, 0.0, 50).item() == F.cross_entropy(out, y).item()
+    assert H.generalized_evidence_loss(out, y, kl, 2.0, 50).item() == pytest.approx(
         F.cross_entropy(out, y).item() + 2.0 * 123.4 / 50, rel=1e-6)
     model = _base()
     assert V.kl_regularizer(50, 0.0)(model).item() == 0.0
@@ -113,27 +115,27 @@ def test_kl_from_params_equals_the_models_kl():
         for layer in V.bayes_layers(model):
             layer.weight_rho.normal_()
             layer.bias_rho.normal_()
-    got = Cx.kl_from_params(dict(model.named_parameters()), model[0].prior_sigma)
+    got = H.kl_from_params(dict(model.named_parameters()), model[0].prior_sigma)
     torch.testing.assert_close(got, V.kl_total(model))
     with pytest.raises(ValueError):
-        Cx.kl_from_params({"weight": torch.zeros(2)}, 1.0)
+        H.kl_from_params({"weight": torch.zeros(2)}, 1.0)
 
 
 # --- lambda on a log scale --------------------------------------------------------------------
 
 
 def test_encode_lambda_is_log_linear():
-    assert Cx.encode_lambda(0.01, 0.01, 100.0) == pytest.approx(0.0, abs=1e-12)
-    assert Cx.encode_lambda(100.0, 0.01, 100.0) == pytest.approx(1.0)
-    assert Cx.encode_lambda(1.0, 0.01, 100.0) == pytest.approx(0.5)
-    assert Cx.encode_lambda(torch.tensor(10.0), 0.01, 100.0).item() == pytest.approx(0.75)
+    assert H.encode_lambda(0.01, 0.01, 100.0) == pytest.approx(0.0, abs=1e-12)
+    assert H.encode_lambda(100.0, 0.01, 100.0) == pytest.approx(1.0)
+    assert H.encode_lambda(1.0, 0.01, 100.0) == pytest.approx(0.5)
+    assert H.encode_lambda(torch.tensor(10.0), 0.01, 100.0).item() == pytest.approx(0.75)
     for bad in [(0.0, 0.01, 100.0), (1.0, 0.0, 1.0), (1.0, 2.0, 1.0)]:
         with pytest.raises(ValueError):
-            Cx.encode_lambda(*bad)
+            H.encode_lambda(*bad)
 
 
 def test_sample_lambdas_is_log_uniform_in_range():
-    lams = np.array(Cx.sample_lambdas(20000, 0.01, 100.0, torch.Generator().manual_seed(0)))
+    lams = np.array(H.sample_lambdas(20000, 0.01, 100.0, torch.Generator().manual_seed(0)))
     assert lams.min() >= 0.01 and lams.max() <= 100.0
     t = np.log10(lams)
     assert abs(np.median(t)) < 0.05  # median of a log-uniform on [1e-2, 1e2] is 1
@@ -145,19 +147,19 @@ def test_sample_lambdas_is_log_uniform_in_range():
 
 def test_linear_hypernetwork_returns_t_b2_plus_b3():
     base = _base()
-    h = Cx.LinearHyper(base, 0.01, 100.0)
+    h = H.LinearHyper(base, 0.01, 100.0)
     with torch.no_grad():
         for p in h.parameters():
             p.normal_()
     for lam in (0.01, 0.3, 1.0, 100.0):
-        t = Cx.encode_lambda(lam, 0.01, 100.0)
+        t = H.encode_lambda(lam, 0.01, 100.0)
         out = h(lam)
         assert list(out) == [n for n, _ in base.named_parameters()]
         for n, v in out.items():
             k = h.key(n)
             torch.testing.assert_close(v, t * h.b2[k] + h.b3[k], rtol=0, atol=0)
     # at lambda_min the generated parameters are b3 exactly; the hypernetwork starts at the base network
-    h0 = Cx.LinearHyper(base, 0.01, 100.0)
+    h0 = H.LinearHyper(base, 0.01, 100.0)
     for n, p in base.named_parameters():
         torch.testing.assert_close(h0(0.01)[n], p.detach(), rtol=0, atol=0)
         torch.testing.assert_close(h0(100.0)[n], p.detach(), rtol=0, atol=0)  # b2 starts at zero
@@ -167,7 +169,7 @@ def test_linear_hypernetwork_returns_t_b2_plus_b3():
 @pytest.mark.parametrize("rank", [1, 2])
 def test_lowrank_hypernetwork_shapes_and_rank(rank):
     base = _base(hidden=[7])
-    h = Cx.LowRankHyper(base, 0.01, 100.0, rank=rank, embed_dim=5, init_scale=0.5).double()
+    h = H.LowRankHyper(base, 0.01, 100.0, rank=rank, embed_dim=5, init_scale=0.5).double()
     shapes = {n: p.shape for n, p in base.named_parameters()}
     for lam in (0.01, 2.0, 100.0):
         out = h(lam)
@@ -177,12 +179,12 @@ def test_lowrank_hypernetwork_shapes_and_rank(rank):
                 delta = (v - h.b1[h.key(n)]).detach()
                 assert torch.linalg.matrix_rank(delta).item() == rank  # random factors: exactly r
     with pytest.raises(ValueError):
-        Cx.LowRankHyper(base, 0.01, 100.0, rank=0)
+        H.LowRankHyper(base, 0.01, 100.0, rank=0)
 
 
 def test_functional_call_matches_the_standalone_model():
     base = _base()
-    h = Cx.LowRankHyper(base, 0.1, 10.0, rank=1, embed_dim=3, init_scale=0.3)
+    h = H.LowRankHyper(base, 0.1, 10.0, rank=1, embed_dim=3, init_scale=0.3)
     base.eval()
     x = torch.randn(9, 5)
     m = h.model_at(3.0)
@@ -194,20 +196,14 @@ def test_functional_call_matches_the_standalone_model():
 @pytest.mark.parametrize("kind", ["linear", "lowrank"])
 def test_tiny_hypernetwork_run_decreases_the_loss(kind):
     ds = _toy_data()
-    params = {**SMALL, "lambda_min": 0.01, "lambda_max": 1.0, "rank": 1, "embed_dim": 4}
+    base = _base(seed=0)
+    h = (H.LinearHyper(base, 0.01, 1.0) if kind == "linear" else
+         H.LowRankHyper(base, 0.01, 1.0, rank=1, embed_dim=4, generator=torch.Generator().manual_seed(0)))
     torch.manual_seed(0)
-    base = Cx.bayes_mlp(params, in_dim=5, out_dim=2)
-    h = Cx.make_hyper(kind, base, params, seed=0)
-    torch.manual_seed(0)
-    hist = Cx.train_hypernet(h, ds, epochs=15, lr=0.2, batch_size=40, lambdas_per_batch=3,
+    hist = H.train_hypernet(h, ds, epochs=15, lr=0.2, batch_size=40, lambdas_per_batch=3,
                              prior_sigma=math.sqrt(0.1), clip=5.0, seed=0, device="cpu")
     assert len(hist.loss) == 15 and all(np.isfinite(hist.loss))
     assert np.mean(hist.loss[-3:]) < 0.8 * np.mean(hist.loss[:3])
-
-
-def test_make_hyper_rejects_unknown_kind():
-    with pytest.raises(ValueError):
-        Cx.make_hyper("cubic", _base(), {"lambda_min": 0.1, "lambda_max": 1.0})
 
 
 # --- pruning by relative density --------------------------------------------------------------
@@ -217,11 +213,11 @@ def test_density_order_equals_mu_over_sigma_order():
     g = torch.Generator().manual_seed(0)
     mu = torch.randn(500, generator=g, dtype=torch.float64)
     sigma = torch.rand(500, generator=g, dtype=torch.float64) + 0.05
-    rho = Cx.relative_density(mu, sigma)
+    rho = H.relative_density(mu, sigma)
     assert ((rho > 0) & (rho <= 1)).all()
     assert torch.equal(torch.argsort(-rho), torch.argsort(mu.abs() / sigma))
     torch.testing.assert_close(-2 * torch.log(rho), mu**2 / sigma**2)
-    assert Cx.relative_density(torch.tensor(0.0), torch.tensor(1.0)).item() == 1.0
+    assert H.relative_density(torch.tensor(0.0), torch.tensor(1.0)).item() == 1.0
 
 
 def test_weight_scores_are_minus_two_log_density_of_the_weights_only():
@@ -229,11 +225,11 @@ def test_weight_scores_are_minus_two_log_density_of_the_weights_only():
     with torch.no_grad():
         for layer in V.bayes_layers(model):
             layer.weight_rho.normal_()
-    sc = Cx.weight_scores(model)
+    sc = H.weight_scores(model)
     assert sorted(sc) == ["0.weight", "2.weight"]
     for i in (0, 2):
         layer = model[i]
-        rho = Cx.relative_density(layer.weight_mu.detach(), layer.weight_sigma.detach())
+        rho = H.relative_density(layer.weight_mu.detach(), layer.weight_sigma.detach())
         torch.testing.assert_close(sc[f"{i}.weight"], -2 * torch.log(rho), rtol=1e-4, atol=1e-6)
 
 
@@ -244,13 +240,13 @@ def test_pruning_removes_exactly_the_requested_fraction_highest_density_first(fr
         for layer in V.bayes_layers(model):
             layer.weight_rho.normal_()
     det = V.to_deterministic(model)
-    sc = Cx.weight_scores(model)
+    sc = H.weight_scores(model)
     pruned = pruning.prune_by_scores(det, sc, fraction)
     n_w = sum(v.numel() for v in sc.values())
     assert pruning.pruned_fraction(pruned) == pytest.approx(round(fraction * n_w) / n_w)
     assert not [n for n, _ in pruned.named_buffers() if "bias" in n]  # biases are never pruned
     # the removed weights are those of highest density
-    dens = torch.cat([Cx.relative_density(model[i].weight_mu, model[i].weight_sigma).detach().reshape(-1)
+    dens = torch.cat([H.relative_density(model[i].weight_mu, model[i].weight_sigma).detach().reshape(-1)
                       for i in (0, 2)])
     removed = torch.cat([(pruned[i].weight_mask == 0).reshape(-1) for i in (0, 2)])
     if removed.any() and (~removed).any():
@@ -269,7 +265,7 @@ def test_prune_curve_fine_tuning_keeps_removed_weights_at_zero(monkeypatch):
         return m
 
     monkeypatch.setattr(pruning, "prune_by_scores", spy)
-    c = Cx.prune_curve(model, ds, [0.0, 0.5], seed=0, finetune_steps=2, finetune_lr=0.5, batch_size=16, device="cpu")
+    c = H.prune_curve(model, ds, [0.0, 0.5], seed=0, finetune_steps=2, finetune_lr=0.5, batch_size=16, device="cpu")
     assert list(c.stage) == ["one-shot", "fine-tuned", "one-shot", "fine-tuned"]
     m = kept[0.5]
     for i in (0, 2):
@@ -279,64 +275,9 @@ def test_prune_curve_fine_tuning_keeps_removed_weights_at_zero(monkeypatch):
 
 def test_training_subset():
     ds = _toy_data()
-    sub = Cx.training_subset(ds, 10, seed=1)
+    sub = H.training_subset(ds, 10, seed=1)
     assert len(sub.X_train) == 10 and torch.equal(sub.X_test, ds.X_test)
-    assert Cx.training_subset(ds, 10**6) is ds
-
-
-# --- parameters -------------------------------------------------------------------------------
-
-
-def test_check_params_cross_checks():
-    P = resolve("variational_complexity", "smoke")
-    Cx.check_params(P)
-    for bad in [dict(claim_fraction=0.7), dict(lambda_min=200.0), dict(fractions=[0.1, 0.8]),
-                dict(prior_variances=[1.0, 10.0]), dict(sweep_lambda=0.5)]:
-        with pytest.raises(ProfileError):
-            Cx.check_params({**P, **bad})
-
-
-def test_bad_protocol_values_are_refused_before_any_compute():
-    for bad in [dict(optimizer="rmsprop"), dict(pruning_ranking="random"), dict(input_scaling="zscore"),
-                dict(clip_mode="both"), dict(grad_clip=-1.0), dict(linear_init="ones"), dict(lowrank_features="gelu")]:
-        with pytest.raises(ProfileError):
-            resolve("variational_complexity", "smoke", bad)
-
-
-def test_smoke_experiment_tables():
-    P = resolve("variational_complexity", "smoke", {"n_seeds": 2, "n_train": 120, "n_test": 60})
-    r = Cx.run(P, progress=False)
-    lam_h = Cx.hyper_lambdas(P)
-    cur = r["curves"]
-    assert set(cur.method) == set(Cx.METHODS) and set(cur.criterion) == set(Cx.CRITERIA)
-    assert set(cur[cur.method != "separate"].criterion) == {"density"}
-    assert sorted(cur[cur.method == "separate"].lam.unique()) == P["lambdas"]
-    assert sorted(cur[cur.method == "linear"].lam.unique()) == lam_h
-    assert set(cur[cur.criterion == "magnitude"].stage) == {"one-shot"}  # fine-tuning only for density
-    assert len(r["grid"]) == 2 * 2 * P["n_lambda_grid"] * 2
-    assert len(r["grid_models"]) == 2 * 2 * P["n_lambda_grid"]
-    assert set(r["timing"].method) == set(Cx.METHODS) and (r["timing"].seconds > 0).all()
-    # counted work: 120 examples in batches of 64 -> 2 steps per epoch
-    t = r["timing"]
-    assert (t[t.method == "separate"].steps == 2 * P["epochs"]).all()
-    assert (t[t.method == "linear"].passes == 2 * P["hyper_epochs"] * P["lambdas_per_batch"]).all()
-    assert sorted(r["prior_models"].prior_variance.unique()) == sorted(P["prior_variances"])
-    assert r["traces"].groupby(["seed", "lam"]).step.max().eq(2 * P["epochs"]).all()
-    ledger = Cx.claims(r, P)
-    n_report = len(P["lambdas"]) + 1 + 2 + 2 + 2
-    assert len(ledger) == n_report + 3
-    assert sum(c.kind == "report" for c in ledger) == n_report
-    assert all(c.deck for c in ledger if c.kind == "report")
-    assert not any(c.timing for c in ledger)  # no verdict rests on wall time
-    md = Cx.discussion_markdown(r, ledger, P)
-    assert "λ = 0:" in md and "Magnitude pruning" in md
-    for table in (Cx.model_table(r["models"]), Cx.density_vs_magnitude_table(r, P), Cx.sensitivity_table(r, P),
-                  Cx.cost_table(r, P), Cx.timing_table(r["timing"], P), Cx.prior_table(r, P), Cx.protocol_table(P)):
-        md = Cx.table_markdown(table)
-        lines = md.splitlines()
-        assert md.startswith("|") and len(lines) == len(table) + 2
-        ncol = lines[0].replace("\\|", "").count("|")  # escaped pipes inside a header do not split it
-        assert all(line.replace("\\|", "").count("|") == ncol for line in lines)
+    assert H.training_subset(ds, 10**6) is ds
 
 
 # --- protocol: optimizer, clipping, counted steps, input scaling --------------------------------
@@ -344,46 +285,48 @@ def test_smoke_experiment_tables():
 
 def test_make_optimizer_and_clip_gradients():
     w = torch.nn.Parameter(torch.zeros(3))
-    assert isinstance(Cx.make_optimizer([w], "adam", 1e-3), torch.optim.Adam)
-    opt = Cx.make_optimizer([w], "sgd", 0.5)
+    """The optimizer factory and clipping the hypernet trainers use (train.make_optimizer, train.clip_gradients)."""
+    assert isinstance(make_optimizer([w], "adam", 1e-3), torch.optim.Adam)
+    opt = make_optimizer([w], "sgd", 0.5)
     assert isinstance(opt, torch.optim.SGD) and opt.defaults["momentum"] == 0
     for bad in [("rmsprop", 0.1), ("sgd", 0.0)]:
         with pytest.raises(ValueError):
-            Cx.make_optimizer([w], *bad)
+            make_optimizer([w], *bad)
     w.grad = torch.tensor([3.0, -0.5, -4.0])
-    Cx.clip_gradients([w], 1.0, "value")
+    clip_gradients([w], 1.0, "value")
     assert w.grad.tolist() == [1.0, -0.5, -1.0]
     w.grad = torch.tensor([3.0, 0.0, -4.0])  # norm 5
-    Cx.clip_gradients([w], 1.0, "norm")
+    clip_gradients([w], 1.0, "norm")
     torch.testing.assert_close(w.grad, torch.tensor([0.6, 0.0, -0.8]), rtol=1e-5, atol=1e-6)
     w.grad = torch.tensor([3.0, 0.0, -4.0])
-    Cx.clip_gradients([w], 0.0)
+    clip_gradients([w], 0.0)
     assert w.grad.tolist() == [3.0, 0.0, -4.0]
 
 
 def test_fit_counts_steps_and_plain_sgd_takes_the_exact_step():
-    ds = _toy_data(n=200)  # 100 training examples
+    """train.fit as the hypernet trainers call it: shuffled batches of 100 examples, after_step hooks, clipping."""
     w = torch.nn.Parameter(torch.tensor([2.0]))
     calls = []
-    hist, steps = Cx.fit([w], lambda xb, yb, g: (w**2).sum(), ds, epochs=2, batch_size=32, optimizer="sgd", lr=0.1,
-                         device="cpu", on_step=calls.append)
-    assert steps == 8 and calls == list(range(1, 9)) and len(hist.loss) == 2
+    fitted = fit(lambda idx: (w**2).sum(), make_optimizer([w], "sgd", 0.1),
+                 shuffled_batches(100, 32, torch.Generator().manual_seed(0)), epochs=2,
+                 after_step=lambda step, idx: calls.append(step))
+    assert fitted.steps == 8 and calls == list(range(1, 9)) and len(fitted.losses) == 2
     assert w.item() == pytest.approx(2.0 * 0.8**8)  # w <- w - 0.1 * 2w, eight times
     # with clipping by value 0.1 each step moves w by exactly lr * 0.1 while |2w| > 0.1
     w2 = torch.nn.Parameter(torch.tensor([2.0]))
-    Cx.fit([w2], lambda xb, yb, g: (w2**2).sum(), ds, epochs=1, batch_size=25, optimizer="sgd", lr=1.0,
-           clip=0.1, clip_mode="value", device="cpu")
+    fit(lambda idx: (w2**2).sum(), make_optimizer([w2], "sgd", 1.0),
+        shuffled_batches(100, 25, torch.Generator().manual_seed(0)), epochs=1, clip=0.1, clip_mode="value")
     assert w2.item() == pytest.approx(2.0 - 4 * 0.1)
 
 
 def test_steps_to_reach_and_the_training_trace():
     trace = [(10, 0.5), (20, 0.7), (30, 0.69), (35, 0.9)]
-    assert Cx.steps_to_reach(trace, 0.7) == 20
-    assert Cx.steps_to_reach(trace, 0.0) == 10
-    assert Cx.steps_to_reach(trace, 0.95) is None
+    assert H.steps_to_reach(trace, 0.7) == 20
+    assert H.steps_to_reach(trace, 0.0) == 10
+    assert H.steps_to_reach(trace, 0.95) is None
     ds = _toy_data(n=200)
     model = _base(seed=1)
-    hist, steps, tr = Cx.train_separate(model, ds, 1.0, epochs=2, batch_size=30, optimizer="adam", lr=1e-2,
+    hist, steps, tr = H.train_separate(model, ds, 1.0, epochs=2, batch_size=30, optimizer="adam", lr=1e-2,
                                         device="cpu", eval_every=3)
     assert steps == 8 and [s for s, _ in tr] == [3, 6, 8]
     assert all(0 <= a <= 1 for _, a in tr) and not model.training
@@ -393,11 +336,11 @@ def test_scale_inputs_maps_unit_pixels_to_symmetric():
     ds = _toy_data()
     ds = Dataset("toy", "classification", ds.X_train.sigmoid(), ds.y_train, ds.X_test.sigmoid(), ds.y_test,
                  n_classes=2)
-    sym = Cx.scale_inputs(ds, "symmetric")
+    sym = H.scale_inputs(ds, "symmetric")
     torch.testing.assert_close(sym.X_train, 2 * ds.X_train - 1)
-    assert Cx.scale_inputs(ds, "unit") is ds
+    assert H.scale_inputs(ds, "unit") is ds
     with pytest.raises(ValueError):
-        Cx.scale_inputs(ds, "zscore")
+        H.scale_inputs(ds, "zscore")
 
 
 # --- hypernetworks that depend on lambda from the start -----------------------------------------
@@ -405,7 +348,7 @@ def test_scale_inputs_maps_unit_pixels_to_symmetric():
 
 def test_linear_hypernetwork_from_two_endpoints_interpolates_them():
     base, other = _base(seed=0), _base(seed=1)
-    h = Cx.LinearHyper(base, 0.01, 100.0, other=other)
+    h = H.LinearHyper(base, 0.01, 100.0, other=other)
     pb, po = dict(base.named_parameters()), dict(other.named_parameters())
     for n in pb:
         torch.testing.assert_close(h(0.01)[n], pb[n].detach(), rtol=0, atol=1e-6)
@@ -413,24 +356,18 @@ def test_linear_hypernetwork_from_two_endpoints_interpolates_them():
         torch.testing.assert_close(h(1.0)[n], 0.5 * (pb[n] + po[n]).detach(), rtol=0, atol=1e-6)  # t(1) = 1/2
     assert any(not torch.equal(h(0.01)[n], h(100.0)[n]) for n in pb)  # depends on lambda from the start
     with pytest.raises(ValueError):
-        Cx.LinearHyper(base, 0.01, 100.0, other=_base(hidden=[3]))
-    P = {"lambda_min": 0.01, "lambda_max": 100.0, "linear_init": "endpoints"}
-    with pytest.raises(ValueError):
-        Cx.make_hyper("linear", base, P)
-    assert isinstance(Cx.make_hyper("linear", base, P, other=other), Cx.LinearHyper)
+        H.LinearHyper(base, 0.01, 100.0, other=_base(hidden=[3]))
 
 
 def test_lowrank_relu_features_are_one_relu_layer():
     base = _base(hidden=[4])
-    h = Cx.LowRankHyper(base, 0.01, 100.0, rank=1, embed_dim=50, features="relu")
+    h = H.LowRankHyper(base, 0.01, 100.0, rank=1, embed_dim=50, features="relu")
     assert h.embed_a.shape == (50,) and (h.embed_a.abs() <= 1).all() and (h.embed_c.abs() <= 1).all()
     for t in (0.0, 0.3, 1.0):
         tt = torch.tensor(t)
         torch.testing.assert_close(h.features(tt), torch.clamp(h.embed_a * t + h.embed_c, min=0))
     with pytest.raises(ValueError):
-        Cx.LowRankHyper(base, 0.01, 100.0, features="gelu")
-    P = {"lambda_min": 0.01, "lambda_max": 100.0, "rank": 1, "embed_dim": 50, "lowrank_features": "relu"}
-    assert Cx.make_hyper("lowrank", base, P).feature_kind == "relu"
+        H.LowRankHyper(base, 0.01, 100.0, features="gelu")
 
 
 # --- pruning per layer, magnitude baseline, posterior summary, evidence ------------------------
@@ -448,34 +385,34 @@ def test_per_layer_pruning_removes_the_fraction_from_each_layer_while_global_ran
     model = _base(seed=0, hidden=[4])  # layers 4x5 (20 weights) and 2x4 (8 weights)
     g = torch.Generator().manual_seed(0)
     _set_scores(model, 0.01 * torch.rand(4, 5, generator=g), 1.0 + torch.rand(2, 4, generator=g))
-    det, sc = V.to_deterministic(model), Cx.weight_scores(model)
-    per = Cx.prune_model(det, sc, 0.5, ranking="per_layer")
+    det, sc = V.to_deterministic(model), H.weight_scores(model)
+    per = H.prune_model(det, sc, 0.5, ranking="per_layer")
     assert int((per[0].weight_mask == 0).sum()) == 10 and int((per[2].weight_mask == 0).sum()) == 4
     for i in (0, 2):  # within each layer the lowest scores go
         removed = per[i].weight_mask == 0
         assert sc[f"{i}.weight"][removed].max() <= sc[f"{i}.weight"][~removed].min()
-    glob = Cx.prune_model(det, sc, 0.5, ranking="global")  # 14 of 28: all from the small-score first layer
+    glob = H.prune_model(det, sc, 0.5, ranking="global")  # 14 of 28: all from the small-score first layer
     assert int((glob[0].weight_mask == 0).sum()) == 14 and int((glob[2].weight_mask == 0).sum()) == 0
     with pytest.raises(ValueError):
-        Cx.prune_model(det, sc, 0.5, ranking="random")
+        H.prune_model(det, sc, 0.5, ranking="random")
 
 
 def test_with_equal_sigmas_density_and_magnitude_are_one_criterion():
     model = _base(seed=2, hidden=[6])
     g = torch.Generator().manual_seed(1)
     _set_scores(model, torch.randn(6, 5, generator=g), torch.randn(2, 6, generator=g))
-    s = Cx.posterior_summary(model)
+    s = H.posterior_summary(model)
     assert s["rank_corr"] == pytest.approx(1.0) and s["sigma_iqr"] == pytest.approx(0.0, abs=1e-7)
     assert s["median_sigma"] == pytest.approx(0.1, rel=1e-5)
     det = V.to_deterministic(model)
-    a = Cx.prune_model(det, Cx.weight_scores(model), 0.5, ranking="per_layer")
-    b = Cx.prune_model(det, Cx.magnitude_weight_scores(model), 0.5, ranking="per_layer")
+    a = H.prune_model(det, H.weight_scores(model), 0.5, ranking="per_layer")
+    b = H.prune_model(det, H.magnitude_weight_scores(model), 0.5, ranking="per_layer")
     for i in (0, 2):
         assert torch.equal(a[i].weight_mask, b[i].weight_mask)
     # unequal sigmas: the two scores disagree and the rank correlation drops below 1
     with torch.no_grad():
         model[0].weight_rho.copy_(V.softplus_inv(0.1) + 3 * torch.randn(6, 5, generator=g))
-    assert Cx.posterior_summary(model)["rank_corr"] < 0.99
+    assert H.posterior_summary(model)["rank_corr"] < 0.99
 
 
 def test_posterior_summary_quartiles_by_hand():
@@ -484,7 +421,7 @@ def test_posterior_summary_quartiles_by_hand():
     with torch.no_grad():
         model[0].weight_rho.copy_(torch.log(torch.expm1(sig[:10])).reshape(2, 5))
         model[2].weight_rho.copy_(torch.log(torch.expm1(sig[10:])).reshape(2, 2))
-    s = Cx.posterior_summary(model)
+    s = H.posterior_summary(model)
     q = np.quantile(sig.numpy(), [0.25, 0.5, 0.75])
     assert s["median_sigma"] == pytest.approx(q[1], rel=1e-4)
     assert s["sigma_iqr"] == pytest.approx(q[2] - q[0], rel=1e-4)
@@ -498,54 +435,10 @@ def test_evidence_terms_by_hand():
             layer.weight_rho.fill_(-30.0)  # sigma ~ 1e-13: a draw of q is the mean network
             layer.bias_rho.fill_(-30.0)
     X, y = ds.X_train, ds.y_train
-    e = Cx.evidence_terms(model, X, y, 2.0, 1000)
+    e = H.evidence_terms(model, X, y, 2.0, 1000)
     model.eval()
     ll = -F.cross_entropy(model(X), y).item()
     assert e["loglik"] == pytest.approx(ll, rel=1e-5)
     assert e["kl_per_example"] == pytest.approx(V.kl_total(model).item() / 1000, rel=1e-5)
     assert e["evidence"] == pytest.approx(ll - 2.0 * e["kl_per_example"], rel=1e-5)
-    assert Cx.evidence_terms(model, X, y, 0.0, 1000)["evidence"] == pytest.approx(e["loglik"])
-
-
-# --- counted cost and lambda-sensitivity, on hand-made results ---------------------------------
-
-
-def _hand_results():
-    import pandas as pd
-
-    P = {"lambdas": [0.0, 0.1, 10.0], "lambda_min": 0.1, "lambda_max": 10.0, "lambdas_per_batch": 2}
-    timing = pd.DataFrame([
-        dict(method="separate", seed=0, lam=0.0, passes=100), dict(method="separate", seed=0, lam=0.1, passes=100),
-        dict(method="separate", seed=0, lam=10.0, passes=100),
-        dict(method="linear", seed=0, lam=float("nan"), passes=200),
-        dict(method="lowrank", seed=0, lam=float("nan"), passes=200)])
-    traces = pd.DataFrame([dict(seed=0, lam=0.1, step=s, accuracy=a) for s, a in ((50, 0.8), (100, 0.9))]
-                          + [dict(seed=0, lam=10.0, step=s, accuracy=a) for s, a in ((50, 0.6), (100, 0.7))])
-    models = pd.DataFrame([
-        dict(method="separate", seed=0, lam=0.1, accuracy=0.9, kl_per_param=1.0, median_sigma=0.01),
-        dict(method="separate", seed=0, lam=10.0, accuracy=0.7, kl_per_param=0.01, median_sigma=0.1),
-        dict(method="linear", seed=0, lam=0.1, accuracy=0.75, kl_per_param=1.0, median_sigma=0.05),
-        dict(method="linear", seed=0, lam=10.0, accuracy=0.8, kl_per_param=1.0, median_sigma=0.05),
-        dict(method="lowrank", seed=0, lam=0.1, accuracy=0.95, kl_per_param=1.0, median_sigma=0.01),
-        dict(method="lowrank", seed=0, lam=10.0, accuracy=0.65, kl_per_param=0.1, median_sigma=0.1)])
-    return dict(timing=timing, traces=traces, models=models), P
-
-
-def test_cost_to_quality_counts_passes_by_hand():
-    r, P = _hand_results()
-    c = Cx.cost_to_quality(r, P).set_index("method")
-    # linear: 0.75 reached at step 50 (lambda 0.1); 0.8 never at lambda 10 -> full budget 100
-    assert c.loc["linear", "separate_to_quality_passes"] == 150 and c.loc["linear", "censored"] == 1
-    # low-rank: 0.95 never at lambda 0.1 (100), 0.65 at step 100 (lambda 10)
-    assert c.loc["lowrank", "separate_to_quality_passes"] == 200 and c.loc["lowrank", "censored"] == 1
-    assert (c.hyper_passes == 200).all() and (c.separate_full_passes == 200).all()
-
-
-def test_sensitivity_by_hand():
-    r, P = _hand_results()
-    s = Cx.sensitivity(r, P).set_index("method")
-    assert s.loc["separate", "kl_decades"] == pytest.approx(2.0)
-    assert s.loc["separate", "sigma_decades"] == pytest.approx(1.0)
-    assert s.loc["linear", "kl_decades"] == pytest.approx(0.0) and s.loc["linear", "sigma_decades"] == 0.0
-    assert s.loc["lowrank", "kl_decades"] == pytest.approx(1.0)
-    assert s.loc["separate", "acc_range_pp"] == pytest.approx(20.0)
+    assert H.evidence_terms(model, X, y, 0.0, 1000)["evidence"] == pytest.approx(e["loglik"])
