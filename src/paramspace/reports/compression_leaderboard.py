@@ -1,6 +1,6 @@
-"""The compression leaderboard (a chapter beyond the five reports): every way the reports shrink a
-network, applied to the same trained models on the same data.
-the same trained models on the same data.
+"""The compression leaderboard, a chapter beyond the five reports: their ways to shrink a network, compared.
+
+Every criterion is applied to the same trained models on the same data.
 
 Per data set and seed, one mean-field variational MLP with one hidden layer is trained (the ELBO,
 as in report 5) for a fixed number of optimiser steps (``train_steps``, the same on every data set:

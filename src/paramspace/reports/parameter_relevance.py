@@ -30,6 +30,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import torch
 
 from .. import data as D, pruning, variational
 from ..train import cpu_threads, resolve_device
@@ -108,8 +109,6 @@ def plan(P: dict) -> list[dict]:
     """One run per (data set, seed), data sets outermost; each holds every value its run reads.
     ``cpu_threads`` is the torch thread count of the planning process (the report has no parameter
     for it), so a run in another process computes with the same count."""
-    import torch
-
     keep = ("hidden", "lr", "batch_size", "prior_sigma", "kl_weight", "synthetic_n", "fractions", "belsley_steps",
             "laplace_damping", "condition_index", "noise_fraction", "noise_sigmas", "noise_draws", "device")
     return [dict(dataset=d, seed=P["seed"] + s,
