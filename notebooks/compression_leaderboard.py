@@ -84,17 +84,13 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from paramspace import claims as C
-from paramspace import leaderboard as LB
 from paramspace import plots
 from paramspace.pages import titled_table
-from paramspace.reports import params_from_namespace
-from paramspace.provenance import Provenance
+from paramspace.reports import compression_leaderboard as LB
+from paramspace.reports import setup
 
 REPORT = "compression_leaderboard"
-P = params_from_namespace(REPORT, globals())  # validates every parameter before any compute
-LB.check_params(P)
-prov = Provenance(REPORT, P)
-plots.setup()
+P, prov = setup(REPORT, globals())  # validates every parameter (and the rules across them) before any compute
 
 # %% [markdown]
 # ## The shared models
@@ -105,18 +101,11 @@ plots.setup()
 
 # %%
 display(Markdown(LB.describe(P) + "."))
-results = LB.run(P)
+results = LB.summarize(P, [LB.execute(run) for run in LB.plan(P)])
 
 # %% tags=["hide-input"]
-m = results["models"]
-tab = m.groupby("dataset", sort=False).agg(
-    parameters=("n_params", "first"), train_rows=("n_train", "first"), epochs=("epochs", "first"),
-    steps=("steps", "first"), test_accuracy=("accuracy", "mean"), sd=("accuracy", "std"),
-    plain_mlp_accuracy=("plain_accuracy", "mean"), zero_network=("zero_accuracy", "mean"),
-    sigma_q05=("sigma_q05", "mean"), sigma_median=("sigma_median", "mean"), sigma_q95=("sigma_q95", "mean"),
-    rank_corr_var_mag=("rank_corr_var_mag", "mean"))
 display(Markdown(titled_table("The shared models (means over seeds)", "tab-lb-models",
-                              tab.to_markdown(floatfmt=".4g"))))
+                              results["models_tab"].to_markdown(floatfmt=".4g"))))
 
 # %% [markdown]
 # In {numref}`tab-lb-models`, `zero_network` is the accuracy with every parameter removed (all outputs
@@ -166,7 +155,7 @@ plt.show()
 
 # %% tags=["hide-input"]
 display(Markdown(titled_table("Compression leaderboard (mean ± sd over seeds)", "tab-lb-board",
-                              LB.leaderboard_markdown(LB.leaderboard(results, P)))))
+                              results["board_markdown"])))
 
 # %% [markdown]
 # The one tolerance of ours on this page, {numref}`tab-lb-tolerances` (the chapter checks no claims):
@@ -182,7 +171,7 @@ display(Markdown(titled_table("Our tolerances", "tab-lb-tolerances", C.tolerance
 # Generated from the numbers above:
 
 # %% tags=["hide-input"]
-display(Markdown(LB.summary_markdown(results, P)))
+display(Markdown(results["summary"]))
 
 # %% [markdown]
 # Reading the table:

@@ -96,15 +96,13 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from paramspace import claims as C
-from paramspace import plots, relevance
+from paramspace import plots
 from paramspace.pages import titled_table
-from paramspace.reports import params_from_namespace
-from paramspace.provenance import Provenance
+from paramspace.reports import parameter_relevance as R
+from paramspace.reports import setup
 
 REPORT = "parameter_relevance"
-P = params_from_namespace(REPORT, globals())  # validates every parameter before any compute
-prov = Provenance(REPORT, P)
-plots.setup()
+P, prov = setup(REPORT, globals())  # validates every parameter (and the rules across them) before any compute
 
 # %% [markdown]
 # ## Belsley's method
@@ -139,7 +137,7 @@ plots.setup()
 # five components are exactly collinear (three linear dependencies); $x$ is not.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "The deck's toy parameter set (top) and the variance-decomposition proportions of its covariance (bottom); columns are directions, labelled by the condition index of this run's definition.", "name": "fig-r5-belsley-toy"}}
-toy = relevance.belsley_toy(index=P["condition_index"])
+toy = R.belsley_toy(index=P["condition_index"])
 plots.belsley_toy_figure(toy)
 plt.show()
 
@@ -174,7 +172,7 @@ display(Markdown(
 # unit variances, correlation $10^{-3}$ between $w_0$ and the rest and $0.95$ within $w_1, \dots, w_{99}$:
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Synthetic parameter law of the deck: share of each parameter's variance proportion on the near-dependent directions (Belsley's threshold 30, i.e. deck index below 1/900); above 0.5 = flagged as collinear.", "name": "fig-r5-belsley-synthetic"}}
-synth = relevance.belsley_synthetic(seed=P["seed"], index=P["condition_index"])
+synth = R.belsley_synthetic(seed=P["seed"], index=P["condition_index"])
 fig = plots.collinear_share_figure(synth)
 fig.axes[0].set_ylabel("proportion on near-\ndependent directions")
 plt.show()
@@ -207,15 +205,13 @@ plt.show()
 # of $\mathbf{J}$ are parameters whose effects on the outputs are redundant.
 
 # %%
-display(Markdown(f"**This run:** {relevance.describe(P)}; data sets: {', '.join(P['datasets'])}; "
+display(Markdown(f"**This run:** {R.describe(P)}; data sets: {', '.join(P['datasets'])}; "
                  f"condition index: `{P['condition_index']}`; profile `{P['profile']}`."))
-results = relevance.run(P)
+results = R.summarize(P, [R.execute(run) for run in R.plan(P)])
 
 # %% tags=["hide-input"]
-models = results["models"].groupby("dataset", sort=False).agg(
-    parameters=("n_params", "first"), quality_mean=("quality", "mean"), quality_sd=("quality", "std")
-).round(3)
-display(Markdown(titled_table("The trained networks before pruning", "tab-r5-models", models.to_markdown())))
+display(Markdown(titled_table("The trained networks before pruning", "tab-r5-models",
+                              results["models_tab"].to_markdown())))
 
 # %% [markdown]
 # {numref}`tab-r5-models` gives the size of each network and its test quality before pruning (accuracy
@@ -231,7 +227,7 @@ display(Markdown(titled_table("The trained networks before pruning", "tab-r5-mod
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Test quality (accuracy for Wine, R² for Boston and the synthetic data) vs the percentage of parameters removed, one-shot without retraining; mean ± sd over seeds.", "name": "fig-r5-quality"}}
 curves = results["curves"]
-relevance.quality_figure(curves, P["datasets"], P["n_seeds"])
+R.quality_figure(curves, P["datasets"], P["n_seeds"])
 plt.show()
 
 # %% [markdown]
@@ -239,11 +235,8 @@ plt.show()
 # broken network does not dominate), mean $\pm$ sd over seeds; higher is better.
 
 # %% tags=["hide-input"]
-auc = relevance.auc_table(curves)
-auc_tab = auc.groupby(["dataset", "criterion"], sort=False)["auc"].agg(["mean", "std"])
-auc_tab = (auc_tab["mean"].map("{:.3f}".format) + " ± " + auc_tab["std"].map("{:.3f}".format)).unstack("criterion")
 display(Markdown(titled_table("Area under quality vs fraction removed (mean ± sd over seeds)", "tab-r5-auc",
-                              auc_tab[[c for c in relevance.CRITERIA if c in auc_tab.columns]].to_markdown())))
+                              results["auc_tab"].to_markdown())))
 
 # %% [markdown]
 # ## Output noise vs input noise
@@ -258,7 +251,7 @@ display(Markdown(titled_table("Area under quality vs fraction removed (mean ± s
 # conclusion from them in words, so there is no ledger row for them.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "On the deck's axes: output noise (colour, mean over seeds) vs percentage of parameters removed (x) and input noise σ (y), for random removal, OBD and the variational criterion; one colour scale per data set.", "name": "fig-r5-noise-map"}}
-relevance.noise_map_figure(results["noise_map"], P["datasets"])
+R.noise_map_figure(results["noise_map"], P["datasets"])
 plt.show()
 
 # %% [markdown]
@@ -268,7 +261,7 @@ plt.show()
 # also insensitive to its input, so read these curves together with the quality curves above.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Output noise vs input noise σ with a fixed fraction of parameters removed (noise_fraction), mean ± sd over seeds, and the unpruned network.", "name": "fig-r5-noise"}}
-relevance.noise_curves_figure(results["noise"], P["datasets"], P["noise_fraction"])
+R.noise_curves_figure(results["noise"], P["datasets"], P["noise_fraction"])
 plt.show()
 
 # %% [markdown]
@@ -279,10 +272,8 @@ plt.show()
 # full Hessian and about `belsley_steps` eigendecompositions.
 
 # %% tags=["hide-input"]
-timing = (1000 * results["timing"].groupby(["dataset", "criterion"], sort=False)["seconds"].mean()
-          ).unstack("criterion").round(1)
 display(Markdown(titled_table("Wall time of each criterion (ms, mean over seeds)", "tab-r5-timing",
-                              timing.to_markdown())))
+                              results["timing_tab"].to_markdown())))
 
 # %% [markdown]
 # ## Deviations from the deck
@@ -318,7 +309,7 @@ display(Markdown(titled_table("Wall time of each criterion (ms, mean over seeds)
 # parameter's proportion on those directions) and the floor at 0 of $R^2$ in the area under the curve.
 
 # %% tags=["hide-input"]
-ledger = relevance.claims(curves, toy, synth, P)
+ledger = results["claims"]
 C.write_ledger(REPORT, ledger)
 display(Markdown(titled_table("Claims and verdicts", "tab-r5-claims", C.markdown_table(ledger))))
 
@@ -328,7 +319,7 @@ display(Markdown(titled_table("Claims and verdicts", "tab-r5-claims", C.markdown
 # What this run measured, per criterion (generated from the ledger above):
 
 # %% tags=["hide-input"]
-display(Markdown(relevance.summary_markdown(ledger)))
+display(Markdown(results["summary"]))
 
 # %% [markdown]
 # * **Belsley's illustrations** are self-checks of our code: on the deck's toy set and on samples of its

@@ -84,10 +84,8 @@ def test_smoke_runs_are_deterministic(smoke_outputs, tmp_path):
     assert a == b
 
     # the tables behind every figure are identical too (timings excluded: they are wall times)
-    from paramspace import relevance
-
     params = reports.resolve(name, "smoke")
-    r1, r2 = relevance.run(params, progress=False), relevance.run(params, progress=False)
+    r1, r2 = reports.run_all(name, params), reports.run_all(name, params)
     for key in ("curves", "noise", "models"):
         assert r1[key].equals(r2[key]), key
 

@@ -401,3 +401,71 @@ def test_belsley_zero_variance_parameter_is_flagged_first_without_warnings():
     assert np.isfinite(eta).all() and eta[-1] > 1e5
     assert q[1, -1] == pytest.approx(1.0)
     assert order[0] == 1
+
+
+# --- criteria by name and the noise surface ------------------------------------------------------
+
+
+def _bayes_and_mean(seed=0):
+    from paramspace import variational as V
+
+    torch.manual_seed(seed)
+    bayes = mlp(3, [5], 2, "relu", linear=V.BayesLinear, prior_sigma=1.0)
+    return bayes, V.to_deterministic(bayes)
+
+
+@pytest.mark.parametrize("name", pruning.CRITERIA)
+def test_criterion_score_dispatches_to_the_named_criterion(name):
+    from paramspace import curvature
+
+    bayes, det = _bayes_and_mean()
+    ds = _dataset("classification")
+    X, y = ds.X_train, ds.y_train
+    got = pruning.criterion_score(name, bayes=bayes, det=det, X=X, y=y, task=ds.task, seed=3,
+                                  laplace_damping=1e-2, belsley_steps=4, condition_index="belsley")
+    expected = {
+        "random": lambda: pruning.random_scores(det, 3),
+        "magnitude": lambda: pruning.magnitude_scores(det),
+        "obd": lambda: pruning.obd_scores(det, X, y, ds.task),
+        "variational": lambda: pruning.variational_scores(bayes),
+        "belsley": lambda: pruning.belsley_scores(
+            det, curvature.laplace_covariance(curvature.hessian(det, X, y, ds.task), 1e-2), n_steps=4,
+            index="belsley"),
+        "belsley_design": lambda: pruning.belsley_scores(
+            det, curvature.gradient_outer(det, X, y, ds.task).double(), n_steps=4, index="belsley"),
+    }[name]()
+    assert set(got) == {n for n, _ in det.named_parameters()} == set(expected)
+    for k in got:
+        assert torch.equal(got[k], expected[k]), (name, k)
+
+
+def test_criterion_score_variational_is_mu2_over_sigma2_and_bad_names_are_refused():
+    bayes, det = _bayes_and_mean()
+    ds = _dataset("regression")
+    sc = pruning.criterion_score("variational", bayes=bayes, det=det, X=ds.X_train, y=ds.y_train, task=ds.task)
+    layer = bayes[0]
+    torch.testing.assert_close(sc["0.weight"], (layer.weight_mu ** 2 / layer.weight_sigma ** 2).detach())
+    with pytest.raises(ValueError, match="needs the variational network"):
+        pruning.criterion_score("variational", bayes=None, det=det, X=ds.X_train, y=ds.y_train, task=ds.task)
+    with pytest.raises(ValueError, match="unknown criterion"):
+        pruning.criterion_score("entropy", bayes=bayes, det=det, X=ds.X_train, y=ds.y_train, task=ds.task)
+
+
+def test_noise_surface_grid_and_end_points():
+    model = _small_mlp()
+    X = torch.randn(30, 3, generator=torch.Generator().manual_seed(0))
+    scores = pruning.magnitude_scores(model)
+    fr, sig = [0.0, 0.5, 1.0], [0.0, 0.3, 1.0]
+    rows = pruning.noise_surface(model, scores, X, "classification", fractions=fr, sigmas=sig, n_draws=4, seed=2)
+    # fractions outermost, one row per grid point
+    assert [(r["fraction"], r["sigma"]) for r in rows] == [(f, s) for f in fr for s in sig]
+    # at fraction 0 the surface is the unpruned network's noise response with the same seed
+    at0 = [r["output_std"] for r in rows if r["fraction"] == 0.0]
+    np.testing.assert_allclose(at0, pruning.noise_response(model, X, sig, "classification", n_draws=4, seed=2))
+    # no input noise -> no output noise; everything removed -> constant output, no output noise
+    assert all(r["output_std"] == 0.0 for r in rows if r["sigma"] == 0.0)
+    assert all(abs(r["output_std"]) < 1e-7 for r in rows if r["fraction"] == 1.0)
+    # half removed by magnitude is the network prune_by_scores gives
+    half = pruning.prune_by_scores(model, scores, 0.5, 2)
+    at5 = [r["output_std"] for r in rows if r["fraction"] == 0.5]
+    np.testing.assert_allclose(at5, pruning.noise_response(half, X, sig, "classification", n_draws=4, seed=2))

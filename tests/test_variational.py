@@ -174,3 +174,29 @@ def test_relevance_is_mu2_over_sigma2_keyed_like_deterministic():
         bayes[0].weight_mu[0, 0] = 2.0
         bayes[0].weight_rho[0, 0] = V.softplus_inv(0.5)
     assert V.relevance(bayes)["0.weight"][0, 0].item() == pytest.approx(16.0, rel=1e-5)
+
+
+# --- fit_variational --------------------------------------------------------------------------
+
+
+def test_fit_variational_trains_a_seeded_mean_field_mlp():
+    from paramspace.data import Dataset
+
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(60, 4, generator=g)
+    y = (X[:, 0] > 0).long()
+    ds = Dataset("toy", "classification", X, y, X, y, n_classes=2)
+    kw = dict(hidden=[3], epochs=3, lr=0.01, batch_size=16, prior_sigma=1.0, kl_weight=1.0, device="cpu")
+    m1, h1 = V.fit_variational(ds, seed=5, **kw)
+    m2, h2 = V.fit_variational(ds, seed=5, **kw)
+    layers = V.bayes_layers(m1)
+    assert [(b.in_features, b.out_features) for b in layers] == [(4, 3), (3, 2)]
+    assert all(b.prior_sigma == 1.0 and b.weight_mu.device.type == "cpu" for b in layers)
+    assert len(h1.loss) == 3 and h1.loss == h2.loss  # one mean loss per epoch, reproducible
+    for a, b in zip(m1.parameters(), m2.parameters()):
+        assert torch.equal(a, b)
+    m3, _ = V.fit_variational(ds, seed=6, **kw)
+    assert not torch.equal(m1[0].weight_mu, m3[0].weight_mu)
+    # the loss is the negative ELBO per sample: with kl_weight 0 training sees only the NLL
+    m0, h0 = V.fit_variational(ds, seed=5, **{**kw, "kl_weight": 0.0})
+    assert h0.loss[0] < h1.loss[0]

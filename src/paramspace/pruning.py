@@ -268,3 +268,55 @@ def noise_response(model: nn.Module, X: torch.Tensor, sigmas: Sequence[float], t
             draws.append(torch.softmax(o, 1) if task == "classification" else o)
         out.append(torch.stack(draws).std(0, unbiased=True).mean().item())
     return np.array(out)
+
+
+# --- criteria by name, and the noise surface --------------------------------------------------
+
+CRITERIA = ("random", "magnitude", "obd", "variational", "belsley", "belsley_design")
+
+
+def criterion_score(name: str, *, bayes: nn.Module | None, det: nn.Module, X, y, task: str, seed: int = 0,
+                    laplace_damping: float = 1e-3, belsley_steps: int = 100,
+                    condition_index: str = "deck") -> Scores:
+    """Scores of the criterion ``name`` (one of :data:`CRITERIA`) for the deterministic network ``det``
+    (the posterior mean of the variational network ``bayes``, which only ``"variational"`` reads), with
+    curvature from ``(X, y)``:
+
+    * ``random`` (seeded by ``seed``), ``magnitude``, ``obd`` (exact Hessian diagonal),
+      ``variational`` (``mu^2 / sigma^2``);
+    * ``belsley``: :func:`belsley_scores` of the Laplace covariance ``(H + laplace_damping I)^{-1}``
+      with ``belsley_steps`` eigendecompositions and the condition index ``condition_index``;
+    * ``belsley_design``: the same on ``G = E[g g^T]`` (Gram matrix of the per-sample gradients),
+      always with Belsley's own index, the one made for a design matrix.
+    """
+    if name == "random":
+        return random_scores(det, seed)
+    if name == "magnitude":
+        return magnitude_scores(det)
+    if name == "obd":
+        return obd_scores(det, X, y, task)
+    if name == "variational":
+        if bayes is None:
+            raise ValueError("the variational criterion needs the variational network (bayes)")
+        return variational_scores(bayes)
+    if name == "belsley":
+        H = curvature.hessian(det, X, y, task)
+        cov = curvature.laplace_covariance(H, laplace_damping)
+        return belsley_scores(det, cov, n_steps=belsley_steps, index=condition_index)
+    if name == "belsley_design":
+        G = curvature.gradient_outer(det, X, y, task).double()
+        return belsley_scores(det, G, n_steps=belsley_steps, index="belsley")
+    raise ValueError(f"unknown criterion {name!r}; valid: {', '.join(CRITERIA)}")
+
+
+def noise_surface(model: nn.Module, scores: Scores, X: torch.Tensor, task: str, *, fractions: Sequence[float],
+                  sigmas: Sequence[float], n_draws: int = 20, seed: int = 0) -> list[dict]:
+    """Output noise over a grid: for every fraction removed (by ``scores``, :func:`prune_by_scores`)
+    and input noise ``sigma``, the output standard deviation of :func:`noise_response` on ``X``.
+    One row ``dict(fraction, sigma, output_std)`` per grid point, fractions outermost."""
+    rows = []
+    for f in fractions:
+        m = prune_by_scores(model, scores, f, seed)
+        r = noise_response(m, X, sigmas, task, n_draws=n_draws, seed=seed)
+        rows += [dict(fraction=f, sigma=sg, output_std=v) for sg, v in zip(sigmas, r)]
+    return rows

@@ -221,3 +221,21 @@ class LowRankBayesLinear(nn.Module):
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, rank={self.rank}"
+
+
+def fit_variational(ds, *, hidden, epochs: int, lr: float, batch_size: int, prior_sigma: float,
+                    kl_weight: float, seed: int, device: str = "cpu", progress: bool = False,
+                    desc: str | None = None):
+    """Train a mean-field Gaussian MLP ``in -> hidden... -> out`` (ReLU, :class:`BayesLinear` layers with
+    prior ``N(0, prior_sigma^2)``) on the data set ``ds`` by minimising ``NLL + kl_weight * KL / n`` with
+    Adam (:func:`paramspace.train.train`), after seeding everything with ``seed``.  Returns
+    ``(bayes_model_on_cpu, history)``."""
+    from .models import mlp
+    from .train import seed_everything, train
+
+    seed_everything(seed)
+    model = mlp(ds.n_features, hidden, ds.out_dim, "relu", linear=BayesLinear, prior_sigma=prior_sigma)
+    hist = train(model, ds, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, device=device,
+                 progress=progress, desc=desc if desc is not None else f"{ds.name} seed {seed}",
+                 regularizer=kl_regularizer(len(ds.X_train), kl_weight))
+    return model.cpu(), hist

@@ -1,11 +1,12 @@
-"""The compression leaderboard: curve summaries by hand, shared models, exact parameter counting."""
+"""The compression leaderboard (reports/compression_leaderboard.py): curve summaries by hand, shared models,
+exact parameter counting, plan/execute/summarize and the rules across parameters."""
 
 import numpy as np
 import pytest
 import torch
 
-from paramspace import leaderboard as LB
 from paramspace import pruning, reports
+from paramspace.reports import compression_leaderboard as LB
 from paramspace.models import n_params
 
 SMOKE = reports.resolve("compression_leaderboard", "smoke")
@@ -31,7 +32,7 @@ def test_min_kept_within_walks_down_from_the_full_network():
 
 
 def test_mnist_is_average_pooled_blockwise():
-    ds = LB.load_task("mnist", {**SMOKE, "n_train": 20, "n_test": 10, "mnist_pool": 4}, seed=0)
+    ds = LB.load_task("mnist", n_train=20, n_test=10, mnist_pool=4, seed=0)
     from paramspace.data import load_mnist
 
     raw = load_mnist(20, 10, seed=0)
@@ -44,8 +45,9 @@ def test_mnist_is_average_pooled_blockwise():
 
 def _fitted(seed=0, hidden=5):
     p = {**SMOKE, "hidden": hidden}
-    ds = LB.load_task("wine", p, seed)
-    bayes, det = LB.fit(ds, p, seed, torch.device("cpu"))
+    ds = LB.load_task("wine", seed=seed, n_train=p["n_train"], n_test=p["n_test"], mnist_pool=p["mnist_pool"])
+    bayes, det = LB.fit(ds, hidden=hidden, train_steps=p["train_steps"], batch_size=p["batch_size"], lr=p["lr"],
+                        prior_sigma=p["prior_sigma"], kl_weight=p["kl_weight"], seed=seed, device="cpu")
     return p, ds, bayes, det
 
 
@@ -63,7 +65,8 @@ def test_shared_model_is_the_posterior_mean_and_neuron_gaussians_are_its_rows():
 
 def test_importance_scores_rank_biases_last_and_stay_on_the_simplex():
     p, ds, bayes, det = _fitted()
-    sc = LB.importance_scores(det, ds, {**p, "importance_batches": 3}, seed=0)
+    sc = LB.importance_scores(det, ds, batches=3, batch_size=p["batch_size"], eta=p["importance_lr"],
+                              gamma=p["importance_gamma"], tau=p["importance_tau"], seed=0)
     assert set(sc) == {n for n, _ in det.named_parameters()}
     weights = [n for n in sc if n.endswith("weight")]
     biases = [n for n in sc if n.endswith("bias")]
@@ -83,7 +86,9 @@ def test_importance_scores_rank_biases_last_and_stay_on_the_simplex():
 def test_smoke_run_counts_parameters_exactly_and_shares_the_end_points():
     p = {**SMOKE, "n_seeds": 1}
     threads = torch.get_num_threads()
-    res = LB.run(p, progress=False)
+    runs = LB.plan(p)
+    assert [(r["dataset"], r["seed"]) for r in runs] == [(d, p["seed"]) for d in p["datasets"]]
+    res = LB.summarize(p, [LB.execute(r) for r in runs])
     assert torch.get_num_threads() == threads  # cpu_threads applies inside the run only
     curves, models = res["curves"], res["models"]
     assert set(curves.criterion) == set(LB.CRITERIA)
@@ -102,10 +107,11 @@ def test_smoke_run_counts_parameters_exactly_and_shares_the_end_points():
         expected = [0] + [(n_in + 1) * k + (k + 1) * n_out for k in range(1, h)] + [P]
         assert cl.n_kept.tolist() == expected
         assert np.allclose(cl.kept, np.array(expected) / P)
-    board = LB.leaderboard(res, p)
+    board = res["board"]
+    assert board.equals(LB.leaderboard(res, p))
     assert len(board) == len(p["datasets"]) * len(LB.CRITERIA)
     assert (res["timing"].seconds >= 0).all()
-    md = LB.leaderboard_markdown(board)
+    md = res["board_markdown"]
     lines = md.splitlines()
     assert lines[0].startswith("| data set | rank | criterion |") and len(lines) == 2 + len(board)
     # ranks restart at 1 in every data set, and every row has as many cells as the header
@@ -123,7 +129,7 @@ def test_smoke_run_counts_parameters_exactly_and_shares_the_end_points():
     assert (models.steps >= p["train_steps"]).all()
     assert (models.steps - p["train_steps"] < np.ceil(models.n_train / p["batch_size"])).all()
     assert len(res["sigmas"]) == models.n_params.sum() and (res["sigmas"].sigma > 0).all()
-    text = LB.summary_markdown(res, p)
+    text = res["summary"]
     assert all(f"**{d}**" in text for d in curves.dataset.unique())
 
 
@@ -158,4 +164,27 @@ def test_bad_parameters_are_refused_with_the_reason():
     with pytest.raises(ValueError, match="from 0 to 1"):
         LB.check_params({**SMOKE, "fractions": [0.0, 0.5]})
     with pytest.raises(ValueError, match="unknown data set"):
-        LB.load_task("cifar", SMOKE, 0)
+        LB.load_task("cifar", seed=0, n_train=10, n_test=10, mnist_pool=4)
+
+
+def test_rules_across_parameters_are_refused_in_resolve():
+    from paramspace.reports import ProfileError
+
+    for fr in ([0.0, 0.5], [0.1, 1.0]):
+        with pytest.raises(ProfileError, match="compression_leaderboard: fractions") as exc:
+            reports.resolve("compression_leaderboard", "smoke", {"fractions": fr})
+        assert "from 0 to 1" in str(exc.value)
+    # the rule itself (also the ones a single value's check already refuses)
+    with pytest.raises(ValueError, match="hidden must be >= 2"):
+        LB.check_params({**SMOKE, "hidden": 1})
+    assert reports.resolve("compression_leaderboard", "smoke", {"fractions": [0.0, 0.3, 1.0]})["fractions"][1] == 0.3
+
+
+def test_plan_is_one_json_run_per_dataset_and_seed():
+    import json
+
+    P = reports.resolve("compression_leaderboard", "book", {"seed": 3, "n_seeds": 2})
+    runs = LB.plan(P)
+    assert [(r["dataset"], r["seed"]) for r in runs] == [(d, 3 + s) for d in P["datasets"] for s in range(2)]
+    assert json.loads(json.dumps(runs)) == runs
+    assert all(r["cpu_threads"] == P["cpu_threads"] and r["fractions"] == P["fractions"] for r in runs)

@@ -1,10 +1,12 @@
-"""Report 5's experiment helpers: AUC table, Belsley illustrations, and a tiny end-to-end run."""
+"""Report 5 (reports/parameter_relevance.py): AUC table, Belsley illustrations, plan/execute/summarize on a
+tiny end-to-end run, and the runner."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from paramspace import relevance, runner
+from paramspace import runner
+from paramspace.reports import parameter_relevance as relevance
 from paramspace.claims import VERDICTS
 from paramspace.reports import ProfileError, resolve
 
@@ -45,7 +47,7 @@ def smoke_run():
     params = resolve("parameter_relevance", "smoke",
                      dict(datasets=["wine"], n_seeds=1, hidden=[4], epochs=2, belsley_steps=3,
                           fractions=[0.0, 0.5, 1.0], noise_draws=2))
-    return params, relevance.run(params, progress=False)
+    return params, relevance.summarize(params, [relevance.execute(r) for r in relevance.plan(params)])
 
 
 def test_run_smoke_structure(smoke_run):
@@ -149,3 +151,37 @@ def test_runner_default_output_dir():
     from paramspace.data import project_root
 
     assert runner.default_output_dir() == project_root() / "book" / "reports"
+
+
+# --- plan / execute / summarize ---------------------------------------------------------------
+
+
+def test_plan_is_one_json_run_per_dataset_and_seed():
+    import json
+
+    P = resolve("parameter_relevance", "smoke", dict(seed=7, n_seeds=2, epochs=4, synthetic_epochs=9))
+    runs = relevance.plan(P)
+    assert [(r["dataset"], r["seed"]) for r in runs] == [(d, 7 + s) for d in P["datasets"] for s in range(2)]
+    assert [r["epochs"] for r in runs] == [9 if r["dataset"] == "synthetic" else 4 for r in runs]
+    assert json.loads(json.dumps(runs)) == runs
+    for k in ("hidden", "lr", "batch_size", "prior_sigma", "kl_weight", "fractions", "belsley_steps",
+              "laplace_damping", "condition_index", "noise_fraction", "noise_sigmas", "noise_draws", "device"):
+        assert all(r[k] == P[k] for r in runs), k
+    assert all(r["cpu_threads"] >= 1 for r in runs)
+
+
+def test_execute_is_pure_a_run_alone_gives_its_rows_of_the_whole_report():
+    import pickle
+
+    P = resolve("parameter_relevance", "smoke",
+                dict(datasets=["wine"], n_seeds=2, hidden=[3], epochs=1, belsley_steps=2, noise_draws=2))
+    runs = relevance.plan(P)
+    whole = relevance.summarize(P, [relevance.execute(r) for r in runs])
+    alone = relevance.tables([pickle.loads(pickle.dumps(relevance.execute(runs[1])))])
+    for k in ("curves", "noise", "noise_map", "models"):
+        part = whole[k][whole[k].seed == runs[1]["seed"]].reset_index(drop=True)
+        assert part.equals(alone[k]), k
+    # summarize's tables are the notebook's: the area table has one column per criterion, in order
+    assert list(whole["auc_tab"].columns) == list(relevance.CRITERIA)
+    assert whole["models_tab"]["parameters"].tolist() == [13 * 3 + 3 + 3 * 3 + 3]
+    assert whole["summary"] == relevance.summary_markdown(whole["claims"])
