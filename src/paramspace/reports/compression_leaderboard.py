@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import data as D, pruning, variational
-from .. import importance as _dropconnect  # -> paramspace.dropconnect after the merge (report 3's mirror descent)
+from .. import dropconnect as _dropconnect
 from .. import metric as _neurons  # -> paramspace.neurons after the merge (report 1's neuron clustering)
 from ..models import mlp, n_params
 from ..quality import quality
