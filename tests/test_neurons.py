@@ -350,3 +350,29 @@ def test_partition_agreement_is_the_adjusted_rand_index():
     # k = 3 by hand: all four pair-cells hold one neuron, sum C(n_ij, 2) = 0; row and column sums 2, 2:
     # sum C(a_i, 2) = sum C(b_j, 2) = 2, C(4, 2) = 6, expected 2 * 2 / 6; ARI = (0 - 2/3) / (2 - 2/3) = -1/2
     assert ari[2] == pytest.approx(1.0) and ari[3] == pytest.approx(-0.5)
+
+
+def test_cluster_sweep_merges_exact_duplicates_without_loss_and_counts_parameters():
+    from paramspace.data import Dataset
+    from paramspace.quality import quality
+
+    net = _with_duplicates().float()  # hidden neurons 2 = 0 and 3 = 1
+    torch.manual_seed(0)
+    X = torch.randn(30, 3)
+    y = net(X).argmax(1)
+    ds = Dataset(name="toy", task="classification", X_train=X, y_train=y, X_test=X, y_test=y, n_classes=2)
+    means = M.neuron_params(net, 0)
+    covs = np.stack([0.01 * np.eye(4)] * 4)
+    rows = M.cluster_sweep(net, 0, means, covs, [1, 2, 4], ds, 0, n_init=2, max_iter=20, keep_labels=True)
+    assert [(r["metric"], r["k"]) for r in rows] == [(m, k) for m in M.METRICS for k in (1, 2, 4)]
+    full = quality(net, X, y, "classification")
+    for r in rows:
+        assert r["clusters"] == r["k"] and r["n_params"] == n_params(net) - (4 - r["k"]) * (3 + 1 + 2)
+        assert r["param_fraction"] == pytest.approx(r["n_params"] / n_params(net)) and r["seconds"] >= 0
+        if r["k"] == 2:  # the duplicates share a cluster: the merged network computes the same function
+            assert r["labels"][0] == r["labels"][2] and r["labels"][1] == r["labels"][3]
+            assert r["quality"] == pytest.approx(full)
+    # one metric only, as the leaderboard calls it (diagonal covariances, scikit-learn)
+    only = M.cluster_sweep(net, 0, means, np.full((4, 4), 0.01), range(1, 4), ds, 0, algorithm="auto", metrics=("w2",))
+    assert [r["k"] for r in only] == [1, 2, 3] and {r["metric"] for r in only} == {"w2"} and "labels" not in only[0]
+    assert M.partition_agreement(rows) == {1: pytest.approx(1.0), 2: pytest.approx(1.0), 4: pytest.approx(1.0)}

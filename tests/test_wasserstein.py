@@ -86,3 +86,13 @@ def test_barycentre_of_rank_deficient_covariances_is_finite_and_exact():
     m, S = w2_barycenter(np.zeros((2, 3)), covs)
     assert np.all(np.isfinite(S))
     assert np.allclose(S, np.diag([4.0, 2.25, 0.0]), atol=1e-6)
+
+
+def test_psd_symmetrises_and_lifts_round_off_and_sqrtm_squares_back():
+    S = np.array([[1.0, 2.0], [2.0, 4.0]])  # rank 1: eigenvalues 0 and 5
+    bent = S + np.array([[0.0, 1e-9], [-1e-9, -1e-15]])  # asymmetric round-off, a tiny negative eigenvalue
+    P = W.psd(bent)
+    assert np.allclose(P, P.T) and np.allclose(P, S, atol=1e-8)
+    assert np.linalg.eigvalsh(P).min() >= 1e-12 * 2.5 * (1 - 1e-6)  # lifted to rel_jitter * mean diagonal
+    R = W._sqrtm_psd(np.stack([S, np.diag([4.0, 9.0])]))
+    assert np.allclose(R[0] @ R[0], S) and np.allclose(R[1], np.diag([2.0, 3.0]))
