@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .. import pruning
-from ..neurons import (METRICS, align_covariances, align_model, bootstrap_covariances, cluster_sweep,
+from ..neurons import (align_covariances, align_model, bootstrap_covariances, cluster_sweep,
                        kmeans_neurons, linear_indices, lowrank_bayes, merge_neurons, neuron_covariances,
                        neuron_params, partition_agreement, teacher_answers)
 from ..wasserstein import w2_pairwise
@@ -696,9 +696,9 @@ def ari_summary(curves: pd.DataFrame, task: str) -> tuple[bool, str]:
 def claims(curves: pd.DataFrame, params: dict, ring: pd.DataFrame | None = None, comp: dict | None = None) -> list:
     """The report's claims against our measurements (see :mod:`paramspace.claims`).
 
-    ``curves`` (from :func:`run`) gives the Euclidean-vs-W2 rows, ``ring`` (from :func:`ring_runs`)
-    the circle and 100 -> 16 rows, ``comp`` (from :func:`estimator_comparison`) the estimator rows;
-    rows whose data are not given are left out."""
+    ``curves`` (:func:`curve_frames` of the curve runs) gives the Euclidean-vs-W2 rows, ``ring`` (one
+    :func:`ring_run` row per seed) the circle and 100 -> 16 rows, ``comp`` (:func:`estimator_comparison`)
+    the estimator rows; rows whose data are not given are left out."""
     from ..claims import exact_claim, mean_interval, paired_claim
 
     prof = params["profile"]
