@@ -218,6 +218,8 @@ def test_ring_run_and_summarize_on_a_tiny_plan():
     assert [r["study"] for r in results] == ["estimators", "ring", "curves", "contrast"]
     ring = results[1]["result"]
     assert ring["seed"] == 0 and ring["deviation"] >= 0 and 0 <= ring["var2"] <= 1
+    # a run seeds itself: run again after the others (another process's state), the same numbers
+    assert M.execute(M.plan(P)[1])["result"] == ring
     comp = results[0]["result"]
     assert set(comp["means"]) == set(M.ESTIMATORS) and comp["covs"]["bootstrap"].shape == (8, 4, 4)
     assert not any(isinstance(v, nn.Module) for v in comp.values())  # no live networks in a result

@@ -966,8 +966,13 @@ def plan(P: dict) -> list[dict]:
 def execute(run: dict) -> dict:
     """One run of :func:`plan`: sets the thread counts (``cpu_threads``), then runs its study
     (:func:`estimator_comparison`, :func:`ring_run` or :func:`curve_run`, each seeding itself from
-    ``run["seed"]``).  Returns ``{"study": ..., "result": ...}``: arrays, numbers and plain dicts."""
+    ``run["seed"]``).  Returns ``{"study": ..., "result": ...}``: arrays, numbers and plain dicts.
+    The global generators are seeded from ``run["seed"]`` first, so that a run gives the same numbers
+    whatever ran before it in the process."""
+    from ..train import seed_everything
+
     configure_threads(run)
+    seed_everything(run["seed"])
     study = run["study"]
     if study == "estimators":
         result = estimator_comparison(run)
