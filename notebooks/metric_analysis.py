@@ -149,20 +149,16 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from paramspace import claims as C
-from paramspace import metric, plots
+from paramspace import plots
 from paramspace.pages import titled_table
-from paramspace.reports import params_from_namespace
-from paramspace.provenance import Provenance
+from paramspace.reports import metric_analysis as R
+from paramspace.reports import run_all, setup
 
 REPORT = "metric_analysis"
-P = params_from_namespace(REPORT, globals())  # validates every parameter before any compute
-metric.check_params(P)
-metric.configure_threads(P)  # before any compute: the provenance footer records the thread count
-prov = Provenance(REPORT, P)
-plots.setup()
+P, prov = setup(REPORT, globals())  # validates every parameter (and the rules across them) before any compute
 
 # %% tags=["hide-input"]
-display(Markdown(titled_table("The report's protocol and this page's", "tab-r1-protocol", metric.protocol_markdown(P))))
+display(Markdown(titled_table("The report's protocol and this page's", "tab-r1-protocol", R.protocol_markdown(P))))
 
 # %% [markdown]
 # ## The accelerometer task
@@ -179,10 +175,13 @@ display(Markdown(titled_table("The report's protocol and this page's", "tab-r1-p
 # the true samples before it.
 
 # %%
-display(Markdown(f"**This run:** {metric.describe(P)}; profile `{P['profile']}`."))
-comp = metric.estimator_comparison(P)
-ds = comp["ds"]
-rate = ds.extra["rate_hz"]
+display(Markdown(f"**This run:** {R.describe(P)}; profile `{P['profile']}`."))
+# every run of the page (R.plan: the estimator comparison, the 100-3-100 network per seed, every task x seed of the
+# quality-vs-parameters figure and of the contrast), then its tables and claims (R.summarize)
+S = run_all(REPORT, P)
+comp, ring, curves, models = S["comp"], S["ring"], S["curves"], S["models"]
+data = comp["data"]
+rate = data["rate_hz"]
 w, a, b, h = P["hapt_window"], P["hapt_small_in"], P["hapt_small_out"], P["hapt_hidden"]
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "A held-out subject's walk (magnitude of the acceleration, standardised) and its autoregressive recovery by the 100-3-100 and the 10-3-20 network, each block predicted from the true samples before it.", "name": "fig-r1-recovery"}}
@@ -196,8 +195,8 @@ plt.show()
 display(Markdown(
     f"Test $R^2$ over all held-out windows: {comp['quality']['teacher']:.3f} for the {w}-{h}-{w} network "
     f"(predicting {w / rate:.1f} s ahead) and {comp['quality']['small']:.3f} for the {a}-{h}-{b} network "
-    f"({b / rate:.1f} s ahead); {len(ds.X_train)} training and {len(ds.X_test)} test windows "
-    f"({len(ds.extra['train_users'])} and {len(ds.extra['test_users'])} subjects)."))
+    f"({b / rate:.1f} s ahead); {data['n_train']} training and {data['n_test']} test windows "
+    f"({data['train_users']} and {data['test_users']} subjects)."))
 
 # %% [markdown]
 # ## Three estimates of the neurons' covariance
@@ -211,13 +210,13 @@ display(Markdown(
 # that all three describe the same basin of the loss. One seed (`seed`).
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "95% confidence ellipses of the first output neurons of the 100-3-100 accelerometer network under the three estimators (bootstrap, Bayesian network, Hessian sandwich), in the plane of the first two principal components of the neuron means; grey: all neuron means in order. The deck's figures on the slide 'Визуализация пространства нейронов 3 методами'.", "name": "fig-r1-ellipses"}}
-fig, scale = plots.ellipse_panels(comp["means"], comp["covs"], metric.ESTIMATOR_LABELS, comp["circle"]["basis"],
+fig, scale = plots.ellipse_panels(comp["means"], comp["covs"], R.ESTIMATOR_LABELS, comp["circle"]["basis"],
                                   comp["circle"]["centre"], P["n_ellipses"], comp["means"]["sandwich"],
                                   title=f"Accelerometer, {w}-{h}-{w}: output neurons (d = {h + 1})")
 plt.show()
 
 # %% tags=["hide-input"]
-est = metric.estimator_table(comp, P["n_ellipses"]).round(4).reset_index()
+est = S["tables"]["estimators"].round(4).reset_index()
 est.columns = [c.replace("|cos|", "(abs. cosine)") for c in est.columns]
 display(Markdown(titled_table(f"The three covariance estimates of the {w}-{h}-{w} output neurons", "tab-r1-estimators",
                               est.to_markdown(index=False))))
@@ -234,7 +233,7 @@ display(Markdown(titled_table(f"The three covariance estimates of the {w}-{h}-{w
 # included), divided by that radius (0 = exactly on a circle; the ledger's tolerance `circle_tol` is ours):
 
 # %% tags=["hide-input"]
-display(Markdown(metric.circle_markdown(comp, P["n_ellipses"])))
+display(Markdown(S["tables"]["circle"]))
 display(Markdown(
     "Relative deviation from a circle of each estimator's neuron means: "
     + ", ".join(f"{e} {v:.3f}" for e, v in comp["deviation"].items())
@@ -249,7 +248,7 @@ display(Markdown(
 # runs), our reading of that figure.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "95% bootstrap confidence ellipses of the 20 output neurons of the 10-3-20 accelerometer network, in the plane of the first two principal components of the neuron means (the deck's figure 'Доверительные области нейронов сети 10-3-20').", "name": "fig-r1-ellipses-small"}}
-sc = metric.circle_stats(comp["small_means"])
+sc = R.circle_stats(comp["small_means"])
 fig, _ = plots.ellipse_panels({"bootstrap": comp["small_means"]}, {"bootstrap": comp["small_covs"]},
                               {"bootstrap": f"bootstrap, {P['n_bootstrap']} runs"}, sc["basis"], sc["centre"],
                               P["hapt_small_out"], comp["small_means"],
@@ -263,9 +262,6 @@ plt.show()
 # trained once per seed (`n_seeds`): the relative deviation of its output neurons from a circle, and the test $R^2$
 # after merging its 100 output neurons into `hapt_claim_k` clusters (k-means of the neurons; merging uses only the
 # means, so no covariance is needed), without fine-tuning ({numref}`tab-r1-ring`).
-
-# %%
-ring = metric.ring_runs(P)
 
 # %% tags=["hide-input"]
 display(Markdown(titled_table(f"The {w}-{h}-{w} network per seed: deviation from a circle and R² after "
@@ -294,15 +290,8 @@ display(Markdown(titled_table(f"The {w}-{h}-{w} network per seed: deviation from
 # 100-3-100 of its ellipse slide has output neurons of dimension 4). Clustered layers: the hidden layer for MNIST and
 # Iris, the output layer for the accelerometer; Iris: 150 flowers, 25% test split per seed.
 
-# %%
-results = metric.run(P)
-curves, models = results["curves"], results["models"]
-
 # %% tags=["hide-input"]
-tab = models.groupby("dataset", sort=False).agg(
-    parameters=("n_params", "first"), inputs=("inputs", "first"), neurons=("neurons", "first"),
-    neuron_dim=("dim", "first"), quality=("clustered_quality", "mean"), cov_sd=("cov_sd", "mean"),
-    spread_of_means=("mean_spread", "mean"), seconds=("total_s", "mean")).round(4)
+tab = S["tables"]["models"]
 display(Markdown(titled_table("The clustered networks (means over seeds)", "tab-r1-models",
                               tab.reset_index().to_markdown(index=False))))
 
@@ -331,13 +320,10 @@ plt.show()
 # better, and {numref}`tab-r1-ari` how alike the two partitions are at every $k$.
 
 # %% tags=["hide-input"]
-auc = metric.auc_table(curves).groupby(["dataset", "metric"], sort=False)["auc"].agg(["mean", "std"])
-auc = auc.unstack("metric").round(4)
-auc.columns = [f"{m} area ({s})" for s, m in auc.columns]
+auc = S["tables"]["auc"]
 display(Markdown(titled_table("Area under quality vs fraction of parameters kept", "tab-r1-auc",
                               auc.reset_index().to_markdown(index=False))))
-ari = curves[curves.metric == "w2"].pivot_table(index="k", columns="dataset", values="ari", aggfunc="mean").round(3)
-ari = ari.reset_index().astype(object).where(ari.reset_index().notna(), "—")  # "—": k not in that task's grid
+ari = S["tables"]["ari"]  # "—": k not in that task's grid
 display(Markdown(titled_table("Adjusted Rand index of the Euclidean and the W2 partition (mean over seeds; "
                               "1 = the same partition)", "tab-r1-ari", ari.to_markdown(index=False))))
 
@@ -346,14 +332,10 @@ display(Markdown(titled_table("Adjusted Rand index of the Euclidean and the W2 p
 # Bayesian student of Algorithm 1 (teacher posterior `teacher_posterior` as its prior), everything else equal.
 # {numref}`tab-r1-contrast` sets the agreement of the two partitions under each covariance side by side.
 
-# %%
-contrast = metric.contrast_runs(P)
-
 # %% tags=["hide-input"]
 if P["contrast_datasets"]:
     display(Markdown(titled_table("Euclidean vs W2 partitions under the bootstrap and the student's covariances",
-                                  "tab-r1-contrast", metric.contrast_table(results, contrast).round(4)
-                                  .to_markdown(index=False))))
+                                  "tab-r1-contrast", S["tables"]["contrast"].round(4).to_markdown(index=False))))
 
 # %% [markdown]
 # ## Claims and verdicts
@@ -382,7 +364,7 @@ display(Markdown(titled_table("Tolerances we chose (not the report's)", "tab-r1-
 }))))
 
 # %%
-ledger = metric.claims(curves, P, ring=ring, comp=comp)
+ledger = S["ledger"]
 C.write_ledger(REPORT, ledger)
 
 # %% tags=["hide-input"]
@@ -394,7 +376,7 @@ display(Markdown(titled_table("Claims and verdicts", "tab-r1-claims", C.markdown
 # What this run measured ({numref}`tab-r1-claims`, generated from the results above):
 
 # %% tags=["hide-input"]
-display(Markdown(metric.summary_markdown(curves, models, ledger, P)))
+display(Markdown(S["summary"]))
 
 # %% [markdown]
 # * **When can $W_2$ differ from Euclidean k-means?** The merged network uses only the centres' *means*, and the mean of a

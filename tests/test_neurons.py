@@ -1,58 +1,16 @@
 import numpy as np
-from scipy.linalg import sqrtm
+import pytest
+import torch
+from torch import nn
 
-from paramspace.metric import w2_barycenter, w2_gaussian
+from paramspace import curvature
+from paramspace import neurons as M
+from paramspace.models import n_params
 
 
 def _spd(rng, d):
     A = rng.normal(size=(d, d))
     return A @ A.T + 0.1 * np.eye(d)
-
-
-def test_w2_diagonal_closed_form_and_basic_properties():
-    rng = np.random.default_rng(0)
-    a, b = rng.uniform(0.1, 3, 4), rng.uniform(0.1, 3, 4)
-    m1, m2 = rng.normal(size=4), rng.normal(size=4)
-    want = np.sum((m1 - m2) ** 2) + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2)
-    assert np.isclose(w2_gaussian(m1, np.diag(a), m2, np.diag(b)), want)
-    S = _spd(rng, 4)
-    assert w2_gaussian(m1, S, m1, S) < 1e-9
-    assert np.isclose(w2_gaussian(m1, S, m2, S), np.sum((m1 - m2) ** 2))
-
-
-def test_w2_matches_sqrtm_and_is_symmetric():
-    rng = np.random.default_rng(1)
-    for _ in range(3):
-        S1, S2 = _spd(rng, 5), _spd(rng, 5)
-        m1, m2 = rng.normal(size=5), rng.normal(size=5)
-        r1 = np.real(sqrtm(S1))
-        want = np.sum((m1 - m2) ** 2) + np.trace(S1 + S2 - 2 * np.real(sqrtm(r1 @ S2 @ r1)))
-        assert np.isclose(w2_gaussian(m1, S1, m2, S2), want, rtol=1e-8)
-        assert np.isclose(w2_gaussian(m1, S1, m2, S2), w2_gaussian(m2, S2, m1, S1), rtol=1e-8)
-
-
-def test_barycenter_commuting_and_single():
-    rng = np.random.default_rng(2)
-    diags = rng.uniform(0.1, 3, (3, 4))
-    means = rng.normal(size=(3, 4))
-    w = np.array([0.2, 0.3, 0.5])
-    m, S = w2_barycenter(means, [np.diag(d) for d in diags], w)
-    assert np.allclose(m, w @ means)
-    assert np.allclose(S, np.diag((w @ np.sqrt(diags)) ** 2), atol=1e-8)
-    S0 = _spd(rng, 4)
-    m1, S1 = w2_barycenter(means[:1], S0[None], [1.0])
-    assert np.allclose(m1, means[0]) and np.allclose(S1, S0, atol=1e-8)
-
-
-# --- neurons of a Sequential: parameters, merging, k-means -------------------------------------------
-
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-from paramspace import curvature  # noqa: E402
-from paramspace import metric as M  # noqa: E402
-from paramspace.models import n_params  # noqa: E402
 
 
 def _net(sizes, act=nn.Tanh, seed=0, dtype=torch.float64):
@@ -160,24 +118,6 @@ def test_kmeans_w2_diagonal_separates_by_variance_with_closed_form_centres():
         assert np.allclose(cc_e[c], np.sqrt(var[lab_e == c]).mean(0) ** 2)
 
 
-def test_w2_pairwise_matches_pot_and_the_diagonal_closed_form():
-    rng = np.random.default_rng(4)
-    m1, m2 = rng.normal(size=(4, 3)), rng.normal(size=(2, 3))
-    S1, S2 = np.stack([_spd(rng, 3) for _ in range(4)]), np.stack([_spd(rng, 3) for _ in range(2)])
-    D = M.w2_pairwise(m1, S1, m2, S2)
-    want = np.array([[w2_gaussian(m1[i], S1[i], m2[j], S2[j]) for j in range(2)] for i in range(4)])
-    assert np.allclose(D, want, rtol=1e-9)
-    v1, v2 = rng.uniform(0.1, 2, (4, 3)), rng.uniform(0.1, 2, (2, 3))
-    Dd = M.w2_pairwise(m1, v1, m2, v2)
-    assert np.allclose(Dd, M.w2_pairwise(m1, np.stack([np.diag(v) for v in v1]), m2,
-                                         np.stack([np.diag(v) for v in v2])), rtol=1e-9)
-    assert np.isclose(Dd[1, 0], np.sum((m1[1] - m2[0]) ** 2) + np.sum((np.sqrt(v1[1]) - np.sqrt(v2[0])) ** 2))
-    # a rank-deficient covariance (bootstrap from fewer runs than dimensions) gives no NaN
-    low = np.outer([1.0, 2, 3], [1.0, 2, 3])
-    assert np.isfinite(w2_gaussian(m1[0], low, m2[0], low)) and np.isclose(w2_gaussian(m1[0], low, m1[0], low), 0,
-                                                                            atol=1e-6)
-
-
 def test_kmeans_w2_full_separates_orientations_and_agrees_with_the_diagonal_path():
     # equal means, covariances elongated along x (3 neurons) or along y (3 neurons)
     ax, ay = np.diag([4.0, 0.01]), np.diag([0.01, 4.0])
@@ -192,22 +132,6 @@ def test_kmeans_w2_full_separates_orientations_and_agrees_with_the_diagonal_path
     lab_d, _, cc_d = M.kmeans_neurons(means, np.stack([np.diag(S) for S in covs]), 2, metric="w2", seed=0)
     assert (lab_d == lab_d[0]).tolist() == (labels == labels[0]).tolist()
     assert np.array_equal(labels, M.kmeans_neurons(means, covs, 2, metric="w2", seed=0)[0])
-
-
-def test_alvarez_esteban_barycentre_agrees_with_pot_and_the_commuting_closed_form():
-    rng = np.random.default_rng(13)
-    covs = np.stack([_spd(rng, 3) for _ in range(4)])
-    means, w = rng.normal(size=(4, 3)), np.array([0.1, 0.2, 0.3, 0.4])
-    m_pot, S_pot = w2_barycenter(means, covs, w)
-    m_ae, S_ae = M.w2_barycenter_ae(means, covs, w)
-    assert np.allclose(m_ae, m_pot) and np.allclose(S_ae, S_pot, rtol=1e-6, atol=1e-9)
-    # the barycentre's fixed-point equation S = sum w (S^1/2 S_i S^1/2)^1/2 holds
-    R = np.real(sqrtm(S_ae))
-    assert np.allclose(sum(wi * np.real(sqrtm(R @ C @ R)) for wi, C in zip(w, covs)), S_ae, rtol=1e-8)
-    diags = rng.uniform(0.1, 3, (3, 4))
-    _, S = M.w2_barycenter_ae(np.zeros((3, 4)), np.stack([np.diag(d) for d in diags]))
-    assert np.allclose(S, np.diag(np.sqrt(diags).mean(0) ** 2))
-    assert np.allclose(M.w2_barycenter_diag(np.zeros((3, 4)), diags)[1], np.sqrt(diags).mean(0) ** 2)
 
 
 @pytest.mark.parametrize("cov_kind", ["none", "diag", "full"])
@@ -225,15 +149,6 @@ def test_own_lloyd_recovers_separated_groups_like_sklearn(cov_kind):
     for c in range(4):
         assert np.allclose(cm[c], means[lab == c].mean(0))
     assert np.array_equal(lab, M.kmeans_neurons(means, covs, 4, metric=metric, seed=1, algorithm="lloyd")[0])
-
-
-def test_barycentre_of_rank_deficient_covariances_is_finite_and_exact():
-    # commuting, singular members (zero variance on the last axis): barycentre diag = (mean sqrt)^2
-    diags = np.array([[1.0, 4.0, 0.0], [9.0, 1.0, 0.0]])
-    covs = np.stack([np.diag(d) for d in diags])
-    m, S = w2_barycenter(np.zeros((2, 3)), covs)
-    assert np.all(np.isfinite(S))
-    assert np.allclose(S, np.diag([4.0, 2.25, 0.0]), atol=1e-6)
 
 
 def test_kmeans_k_equals_n_and_bad_arguments():
@@ -396,13 +311,7 @@ def test_lowrank_layer_forward_means_and_preactivation_variance():
     assert z.var() == pytest.approx(var, rel=0.05)
 
 
-# --- the report's experiment -------------------------------------------------------------------------
-
-import pandas as pd  # noqa: E402
-
-from paramspace import data as D  # noqa: E402
-from paramspace.claims import VERDICTS  # noqa: E402
-from paramspace.reports import ProfileError, resolve  # noqa: E402
+# --- aligned covariances, bootstrap covariances, partitions ------------------------------------------
 
 
 def test_align_covariances_follow_the_permutation_and_signs():
@@ -432,107 +341,6 @@ def test_bootstrap_covariances_are_sample_covariances():
         assert np.allclose(cov[i], np.cov(P[:, i], rowvar=False))
 
 
-def test_hapt_windows_are_consecutive_samples_and_split_by_subject():
-    ds = D.hapt_windows(6, 4, stride=50, seed=0)
-    assert ds.X_train.shape[1] == 6 and ds.y_train.shape[1] == 4 and ds.task == "regression"
-    assert not set(ds.extra["train_users"]) & set(ds.extra["test_users"])
-    assert len(ds.extra["test_users"]) == 9  # 30% of 30 subjects
-    seg = ds.extra["test_segments"][0]
-    assert np.allclose(ds.X_test[0].numpy(), seg[0:6], atol=1e-6)
-    assert np.allclose(ds.y_test[0].numpy(), seg[6:10], atol=1e-6)
-    assert np.allclose(ds.X_test[1].numpy(), seg[50:56], atol=1e-6)  # the stride
-    tr = torch.cat([ds.X_train, ds.y_train], 1)
-    assert abs(float(tr.mean())) < 0.1 and abs(float(tr.std()) - 1) < 0.1  # standardised with training data
-
-
-def test_recover_predicts_each_block_from_the_samples_before_it():
-    # a "network" that copies its input window: the recovery is the truth delayed by one block
-    net = nn.Sequential(nn.Linear(5, 5))
-    with torch.no_grad():
-        net[0].weight.copy_(torch.eye(5))
-        net[0].bias.zero_()
-    sig = np.arange(23.0)
-    rec = M.recover(net, sig, 5, 5)
-    assert np.isnan(rec[:5]).all() and np.isnan(rec[20:]).all()
-    assert np.allclose(rec[5:20], sig[0:15])
-
-
-def test_circle_stats_of_points_on_a_circle():
-    t = np.linspace(0, 4 * np.pi, 200, endpoint=False)  # twice around
-    means = np.c_[3 * np.cos(t), 3 * np.sin(t), np.zeros_like(t), np.ones_like(t)]
-    c = M.circle_stats(means)
-    assert c["var2"] == pytest.approx(1.0) and c["radius_cv"] == pytest.approx(0.0, abs=1e-12)
-    assert c["turns"] == pytest.approx(2.0 * 199 / 200)
-
-
-def test_half_k_and_sweep_grid():
-    # 4 -> 32 -> 3: 259 parameters; k neurons: 8k + 3 <= 129.5 -> k = 15
-    assert M.half_k(4, 32, 3, 0.5, False) == 15
-    params = resolve("metric_analysis", "book")
-    ds = D.load_iris(seed=0)
-    ks = M.sweep_ks("iris", ds, M.task_spec("iris", params), params)
-    assert 15 in ks and ks[-1] == params["iris_hidden"] and ks == sorted(ks)
-
-
-def _hand_made_curves():
-    rows = []
-    for d, gain, ari in (("mnist", 0.1, 0.5), ("iris", 0.0, 1.0), ("hapt", -0.1, 0.7)):
-        for s in range(3):
-            for m in ("euclidean", "w2"):
-                for f in (0.0, 0.5, 1.0):
-                    bump = 0.0 if d == "iris" else 0.001 * s  # Iris: W2 gives the same partition, the same curve
-                    q = f + (gain * f * (1 - f) * 4 + bump if m == "w2" else 0.0)
-                    k = int(10 * f) + 1
-                    rows.append(dict(dataset=d, seed=s, metric=m, k=k, param_fraction=f, n_params=int(100 * f),
-                                     quality=q, ari=1.0 if k in (1, 11) else ari))
-    return pd.DataFrame(rows)
-
-
-def test_auc_table_and_claims_on_hand_made_curves():
-    curves = _hand_made_curves()
-    auc = M.auc_table(curves).pivot_table(index=["dataset", "seed"], columns="metric", values="auc")
-    assert np.allclose(auc.loc["iris"]["euclidean"], 0.5)  # the line q = f
-    # w2 on mnist: + 0.1 * 4 f (1 - f) -> at f = 0.5 adds 0.1; trapezoid area + 0.05; plus 0.001 s
-    assert np.allclose(auc.loc["mnist"]["w2"] - auc.loc["mnist"]["euclidean"], 0.05 + 0.001 * np.arange(3))
-    params = dict(resolve("metric_analysis", "smoke"), hapt_claim_k=1, hapt_window=20)
-    ring = pd.DataFrame(dict(seed=[0, 1, 2], deviation=[0.1, 0.12, 0.08], var2=0.9, turns=2.0,
-                             quality=[0.8, 0.8, 0.8], quality_k=[0.75, 0.74, 0.76]))
-    comp = dict(median_sd={"bootstrap": 0.1, "bayes": 0.01, "sandwich": 0.02},
-                deviation={"bootstrap": 0.1, "bayes": 0.3, "sandwich": 0.1})
-    ledger = M.claims(curves, params, ring=ring, comp=comp)
-    assert all(c.verdict in VERDICTS for c in ledger)
-    assert all(c.deck for c in ledger if c.kind == "report") and any(c.kind == "ours" for c in ledger)
-    by = {c.claim.split(":")[0] + (" W2" if ": W2 clustering is no worse" in c.claim else ""): c for c in ledger}
-    dims = M.neuron_dims(params)
-    assert dims == M.DECK_DIMS  # the deck's neuron dimensions in every profile: 8 / 4 / 10
-    assert by[f"MNIST (d = {dims['mnist']}) W2"].verdict == "reproduced"  # +0.05 + tol, clearly above 0
-    assert "Rand index of the two partitions 0.50" in by[f"MNIST (d = {dims['mnist']}) W2"].our_value
-    assert by[f"Accelerometer (d = {dims['hapt']}) W2"].verdict == "not reproduced"  # -0.05 + tol
-    # Iris: the same partition at every k, equal curves: passes only through the tolerance
-    iris = by[f"Iris (d = {dims['iris']}) W2"]
-    assert iris.verdict == "indistinguishable" and iris.same and iris.counted
-    small = next(c for c in ledger if c.claim.startswith("Covariance helps"))
-    assert "Iris" in small.claim and small.verdict == "not reproduced" and small.tolerance == 0
-    trend = next(c for c in ledger if c.kind == "ours")
-    # Iris gain 0 minus accelerometer gain -0.05 + 0.001 s: +0.05 - 0.001 s per seed
-    assert trend.verdict == "reproduced" and np.allclose(trend.evidence, 0.05 - 0.001 * np.arange(3))
-    assert by["Iris"].verdict == "not reproduced"  # at f = 0.5 (k = 6) accuracy 0.5 < 0.9
-    circle = next(c for c in ledger if "lie on a circle" in c.claim and "every estimator" not in c.claim)
-    assert circle.verdict == "reproduced" and np.allclose(circle.evidence, [0.15, 0.13, 0.17])
-    reduce = next(c for c in ledger if "reduce to" in c.claim)
-    assert reduce.verdict == "not reproduced" and np.allclose(reduce.evidence, [-0.03, -0.04, -0.02])
-    scale = next(c for c in ledger if "different numbers" in c.claim)
-    assert scale.verdict == "reproduced" and "ratio 10.0" in scale.our_value
-    shared = next(c for c in ledger if "every estimator" in c.claim)
-    assert shared.verdict == "not reproduced"  # the Bayesian means deviate 0.3 > 0.25
-    much = next(c for c in ledger if c.rule == "exact" and "much better" in c.claim)
-    assert much.verdict == "reproduced" and "MNIST" in much.our_value  # 0.051 > 0.02 with CI above 0
-    models = pd.DataFrame([dict(dataset=d, dim=dims[d], cov_sd=0.1, mean_spread=1.0, clustered_quality=1.0)
-                           for d in ("mnist", "iris", "hapt")])
-    md = M.summary_markdown(curves, models, ledger, params)
-    assert "W2 better on 3" in md and "**Verdicts on the report's claims**" in md and "indistinguishable" in md
-
-
 def test_partition_agreement_is_the_adjusted_rand_index():
     rows = [dict(metric="euclidean", k=2, labels=np.array([0, 0, 1, 1])),
             dict(metric="w2", k=2, labels=np.array([1, 1, 0, 0])),  # the same partition, renamed
@@ -544,64 +352,27 @@ def test_partition_agreement_is_the_adjusted_rand_index():
     assert ari[2] == pytest.approx(1.0) and ari[3] == pytest.approx(-0.5)
 
 
-def test_circle_deviation_closed_form():
-    t = np.linspace(0, 2 * np.pi, 40, endpoint=False)
-    on = np.c_[2 * np.cos(t), 2 * np.sin(t), np.zeros_like(t)]
-    assert M.circle_deviation(on) == pytest.approx(0.0, abs=1e-12)
-    # radii alternating 2 (1 +- 0.1): the mean radius is 2, every point 0.2 off it -> 0.1
-    r = 2 * (1 + 0.1 * (-1) ** np.arange(40))
-    assert M.circle_deviation(np.c_[r * np.cos(t), r * np.sin(t), np.zeros_like(t)]) == pytest.approx(0.1)
-    # out of the plane by +-0.1 (alternating, so the centroid stays at 0): sqrt(0.1^2) / 2 = 0.05
-    z = 0.1 * (-1) ** np.arange(40)
-    assert M.circle_deviation(np.c_[2 * np.cos(t), 2 * np.sin(t), z]) == pytest.approx(0.05)
+def test_cluster_sweep_merges_exact_duplicates_without_loss_and_counts_parameters():
+    from paramspace.data import Dataset
+    from paramspace.quality import quality
 
-
-def test_protocol_names_deviations_and_the_cluster_cov_parameter():
-    book = resolve("metric_analysis", "book")
-    assert book["cluster_cov"] == "bootstrap" and M.neuron_dims(book) == M.DECK_DIMS
-    md = M.protocol_markdown(book)
-    assert md.startswith("| item |") and "**deviation**" in md and "HAPT" in md
-    assert "**deviation**: not the report's estimator" not in md
-    assert "**deviation**: not the report's estimator" in M.protocol_markdown(dict(book, cluster_cov="student"))
-    with pytest.raises(ProfileError, match="bootstrap"):
-        resolve("metric_analysis", "smoke", dict(cluster_cov="sandwich"))
-    ds = M.load_task("iris", book, 0)
-    assert ds.n_features == book["iris_pca"] and M.task_spec("hapt", book)["widths"] == [book["hapt_curve_hidden"]]
-    assert M.task_spec("hapt", book, hidden=book["hapt_hidden"])["widths"] == [3]
-
-
-def test_student_prior_is_the_teacher_posterior_and_tiny_run():
-    base = dict(datasets=["iris"], n_seeds=1, iris_hidden=4, iris_epochs=3, iris_ks=[1, 2])
-    outs = {}
-    for mode in ("bootstrap", "student"):
-        params = resolve("metric_analysis", "smoke", dict(base, cluster_cov=mode))
-        out = outs[mode] = M.run(params, progress=False)
-        curves, models = out["curves"], out["models"]
-        assert set(curves.metric) == {"euclidean", "w2"} and sorted(set(curves.k)) == [1, 2, 4]
-        full = curves[curves.k == 4]
-        # k = width: nothing is merged, both metrics give the clustered network's quality and parameter count,
-        # and the same (trivial) partition; so does k = 1
-        assert np.allclose(full.quality, models.clustered_quality.iloc[0]) and (full.param_fraction == 1.0).all()
-        assert (curves[curves.k.isin([1, 4])].ari == 1.0).all()
-        k1 = curves[curves.k == 1].n_params.iloc[0]
-        assert models.n_params.iloc[0] - k1 == 3 * (params["iris_pca"] + 1 + 3)
-        if mode == "bootstrap":  # the trained network itself is clustered
-            assert models.clustered_quality.iloc[0] == models.teacher_quality.iloc[0]
-    tab = M.contrast_table(outs["bootstrap"], outs["student"])
-    assert list(tab.covariances) == ["bootstrap", "student"] and tab["ARI (mean)"].between(-1, 1).all()
-    ari2 = outs["student"]["curves"].query("k == 2 and metric == 'w2'").ari.iloc[0]
-    assert tab.loc[1, "ARI (mean)"] == pytest.approx(ari2)  # k = 2 is the only k with 1 < k < 4
-    assert len(M.contrast_runs(dict(params, contrast_datasets=[]))["curves"]) == 0
-    # Algorithm 1: the student's prior means are the teacher's neurons
-    ds = M.load_task("iris", params, 0)
-    spec = M.task_spec("iris", params)
-    teacher = M.new_model(ds, spec, 0)
-    covs = {li: np.stack([np.eye(M.neuron_params(teacher, li).shape[1])] * teacher[li].out_features)
-            for li in M.linear_indices(teacher)}
-    student, _ = M.fit_student(teacher, covs, ds, spec, params, 0)
-    for li in M.linear_indices(teacher):
-        assert np.allclose(student[li].prior_mean.numpy(), M.neuron_params(teacher, li), atol=1e-6)
-        L = student[li].prior_scale_tril.double().numpy()
-        assert np.allclose(L @ np.swapaxes(L, 1, 2), covs[li] * (1 + params["prior_jitter"]), atol=1e-6)
-    ans = M.teacher_answers(teacher, ds)
-    assert torch.equal(ans.y_train, teacher(ds.X_train).argmax(1))
+    net = _with_duplicates().float()  # hidden neurons 2 = 0 and 3 = 1
+    torch.manual_seed(0)
+    X = torch.randn(30, 3)
+    y = net(X).argmax(1)
+    ds = Dataset(name="toy", task="classification", X_train=X, y_train=y, X_test=X, y_test=y, n_classes=2)
+    means = M.neuron_params(net, 0)
+    covs = np.stack([0.01 * np.eye(4)] * 4)
+    rows = M.cluster_sweep(net, 0, means, covs, [1, 2, 4], ds, 0, n_init=2, max_iter=20, keep_labels=True)
+    assert [(r["metric"], r["k"]) for r in rows] == [(m, k) for m in M.METRICS for k in (1, 2, 4)]
+    full = quality(net, X, y, "classification")
+    for r in rows:
+        assert r["clusters"] == r["k"] and r["n_params"] == n_params(net) - (4 - r["k"]) * (3 + 1 + 2)
+        assert r["param_fraction"] == pytest.approx(r["n_params"] / n_params(net)) and r["seconds"] >= 0
+        if r["k"] == 2:  # the duplicates share a cluster: the merged network computes the same function
+            assert r["labels"][0] == r["labels"][2] and r["labels"][1] == r["labels"][3]
+            assert r["quality"] == pytest.approx(full)
+    # one metric only, as the leaderboard calls it (diagonal covariances, scikit-learn)
+    only = M.cluster_sweep(net, 0, means, np.full((4, 4), 0.01), range(1, 4), ds, 0, algorithm="auto", metrics=("w2",))
+    assert [r["k"] for r in only] == [1, 2, 3] and {r["metric"] for r in only} == {"w2"} and "labels" not in only[0]
+    assert M.partition_agreement(rows) == {1: pytest.approx(1.0), 2: pytest.approx(1.0), 4: pytest.approx(1.0)}
