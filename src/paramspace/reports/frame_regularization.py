@@ -11,6 +11,9 @@ the unregularized run of the same data set, network and seed, and builds the tab
 from __future__ import annotations
 
 import copy
+import dataclasses
+import functools
+import time
 
 import numpy as np
 import pandas as pd
@@ -291,6 +294,13 @@ def _train(model, data, reg, run: dict, checkpoints: int = 0, on_checkpoint=None
                             regularizer=reg, seed=run["seed"], checkpoints=checkpoints, on_checkpoint=on_checkpoint)
 
 
+@functools.lru_cache(maxsize=2)
+def _load(name: str, n_train: int, n_test: int, seed: int, augment: bool):
+    """:func:`paramspace.vision.load_data`, kept for the next run of the same data set and seed in this
+    process (the runs of one seed share it; reading the files dominates a smoke run)."""
+    return load_data(name, n_train, n_test, seed, augment)
+
+
 def execute(run: dict) -> dict:
     """One run of :func:`plan`: load the data (the seed's subsets), train the network, evaluate it.
 
@@ -298,28 +308,35 @@ def execute(run: dict) -> dict:
     second domain, the SimBA rates (``robust`` methods only; NaN otherwise), the per-layer spectra, the
     training summary, and, with ``match_checkpoints = n > 0``, the clean accuracy and the domain-shift
     accuracies at each of the ``n`` checkpoints (the matching to the unregularized run is done by
-    :func:`summarize`).  A ``wd`` run returns its clean accuracy.  Pure: it reads only ``run``."""
+    :func:`summarize`; the last checkpoint is the end of training).  A ``wd`` run returns its clean
+    accuracy.  Pure: it reads only ``run``."""
     dev = resolve_device(run["device"])
     with cpu_threads(run["cpu_threads"]):
         seed = run["seed"]
-        data = load_data(run["dataset"], run["n_train"], run["n_test"], seed, run["augment"]).to(dev)
+        data = dataclasses.replace(_load(run["dataset"], run["n_train"], run["n_test"], seed, run["augment"])).to(dev)
         model, reg = _network(run, data, dev)
         if run["kind"] == "wd":  # the weight-decay experiment: clean accuracy only
             tr = _train(model, data, reg, run)
             return {"clean": accuracy(model, data.X_test, data.y_test), "train": tr}
         second = shifted_domain(data, run, seed)  # the same second domain for every model of a seed
-        ckpts = []
+        ckpts, eval_seconds = [], [0.0]
 
         def keep(step, total):
-            clean = accuracy(model, data.X_test, data.y_test)
-            ds = domain_shift(model, data, run, seed, dev, second)
-            ckpts.append(dict(at=step / total, clean=clean, shift=float(np.mean([r["accuracy"] for r in ds["shift"]])),
-                              second=ds["second"][1]))
+            c = dict(at=step / total, clean=accuracy(model, data.X_test, data.y_test))
+            if step < total:  # the last checkpoint is the final network, evaluated below
+                t0 = time.perf_counter()
+                ds = domain_shift(model, data, run, seed, dev, second)
+                c.update(shift=float(np.mean([r["accuracy"] for r in ds["shift"]])), second=ds["second"][1])
+                eval_seconds[0] += time.perf_counter() - t0
+            ckpts.append(c)
 
         n_ck = run["match_checkpoints"]
         tr = _train(model, data, reg, run, n_ck, keep if n_ck else None)
+        tr["seconds"] -= eval_seconds[0]  # training time: without the checkpoints' domain-shift evaluation
         out = {"clean": accuracy(model, data.X_test, data.y_test), **domain_shift(model, data, run, seed, dev, second),
                "checkpoints": ckpts, "train": tr}
+        if ckpts and "shift" not in ckpts[-1]:
+            ckpts[-1].update(shift=float(np.mean([r["accuracy"] for r in out["shift"]])), second=out["second"][1])
         if run["robust"]:
             n_att = min(run["simba_images"], len(data.y_test))
             att = simba(model, data.X_test[:n_att], data.y_test[:n_att], run["simba_eps"], max(run["simba_checkpoints"]),
