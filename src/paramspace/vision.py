@@ -1,4 +1,4 @@
-"""The collection's image-classification path: image data sets as tensors (subsets, augmentation, a second domain), small and torchvision ResNets, training and accuracy.
+"""The collection's image-classification path: image data sets as tensors, ResNets, training on train.fit, accuracy.
 
 Images are tensors ``(N, C, H, W)`` with pixel values in ``[0, 1]`` (:class:`ImageData`, loaded through
 :mod:`paramspace.data`); every network normalises its input itself (:class:`Normalize`), so corruptions

@@ -1,4 +1,4 @@
-"""Report 4, frame_regularization (Grigoriev 2022): parameters and rules, the experiment (plan / execute / summarize), tables, claims and prose.
+"""Report 4, frame_regularization (Grigoriev 2022): parameters and rules, the experiment (plan / execute / summarize), tables, claims.
 
 The methods live in :mod:`paramspace.frames` (the frame penalty and its baselines, spectra),
 :mod:`paramspace.robustness` (corruptions, the affine second-domain stand-in, SimBA) and
