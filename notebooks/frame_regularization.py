@@ -53,7 +53,7 @@
 # term is $M\bigl(v_{ii} - A - |v_{ii}| - r_i\bigr)^2 = (A + r_i)^2 > 0$ for every $W$ (as $v_{ii} \ge 0$), so the
 # penalty never vanishes, not even on an orthogonal matrix. The same slide states the Gershgorin condition it
 # implements with $\sum_{j \ne i}$ (diagonal dominance $|v_{ii}| \ge \sum_{j \ne i} |v_{ij}|$), so we read the
-# sum as $j \ne i$, as above; the code does the same (`frame.matrix_rows`), and the tests check that the penalty
+# sum as $j \ne i$, as above; the code does the same (`frames.matrix_rows`), and the tests check that the penalty
 # is zero on tight frames.
 #
 # $R(W) = 0$ exactly when every disc lies in $[A, B]$, i.e. $v_{ii} - r_i \ge A$ and
@@ -125,7 +125,7 @@
 # implemented too). CIFAR images use the CIFAR-10-C constants; the 28 x 28 grey images of the book use the
 # same constants except for noise, where they take the stronger ImageNet-C ladders, because digits and
 # clothes on a black background are hardly changed by CIFAR-10-C's small noise (the constants are listed in
-# `paramspace.frame.SEVERITY`). CINIC-10 is not available here, and neither is any other label-compatible
+# `paramspace.robustness.SEVERITY`). CINIC-10 is not available here, and neither is any other label-compatible
 # second domain for MNIST or Fashion-MNIST; **as a stand-in for a second domain** we use the test images
 # rotated by a random angle in $\pm$`domain_rotation` degrees and shifted by up to `domain_translate` of the
 # image side, a change of the image geometry rather than of the image source (a deviation).
@@ -140,7 +140,7 @@
 # **The attack success rate as the deck counts it.** Every rate in the deck's SimBA table is a whole number
 # of images over a fixed count per model: 50/96 = 52.08%, 57/96, 81/96, 89/96, 90/96 for no regularization,
 # 38/92 = 41.30%, ... for OCNN (its last entry, 92.06, fits no count and looks misprinted), 36/91 = 39.56%,
-# ... for frame (`frame.simba_denominators` finds these counts). So the deck attacks about 100 test images
+# ... for frame (`simba_denominators` of the report module finds these counts). So the deck attacks about 100 test images
 # and counts only those the model classifies correctly (96, 92 and 91 of them): the ASR after $t$ iterations
 # is the share of the **correctly classified** attacked images that are misclassified after at most $t$
 # iterations. We count the same way, on `simba_images` test images. The deck's table also counts 40 to 52% of
@@ -151,7 +151,7 @@
 # therefore not on the same scale as the deck's; the rows below compare what the deck's table claims at every
 # $t$, the **order** of the methods (frame lower than no regularization and than OCNN), with our
 # $\epsilon$ and one direction per iteration (a deviation). **Our step $\epsilon$** was chosen once, before the
-# runs on this page, with `frame.tune_simba_eps` on a separate draw of Fashion-MNIST (seed 100, not among the
+# runs on this page, with `tune_simba_eps` (in `paramspace.reports.frame_regularization`) on a separate draw of Fashion-MNIST (seed 100, not among the
 # seeds below): the largest step of the grid 0.02, 0.05, 0.1, 0.15 whose success rate on the unregularized
 # network after 1000 iterations stays at or below the deck's 93.75% (it gave 57%, 90%, 100% and 100%, so
 # $\epsilon = 0.05$). With the earlier $\epsilon = 0.2$ (an earlier run of this profile) the networks were fooled
@@ -206,15 +206,15 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from paramspace import claims as C
-from paramspace import frame, plots
+from paramspace import plots
 from paramspace.pages import titled_table
-from paramspace.reports import params_from_namespace
-from paramspace.provenance import Provenance
+from paramspace.reports import run_all, setup
+from paramspace.reports import frame_regularization as fr
+from paramspace.robustness import CORRUPTION_LABELS
+from paramspace.vision import DATASET_LABELS
 
 REPORT = "frame_regularization"
-P = frame.check_params(params_from_namespace(REPORT, globals()))  # validated before any compute
-prov = Provenance(REPORT, P)
-plots.setup()
+P, prov = setup(REPORT, globals())  # validates every parameter (and the rules across them) before any compute
 
 # %% [markdown]
 # ## Setting
@@ -225,7 +225,7 @@ plots.setup()
 # weight decay and crop (and flip) augmentation, every corruption on the whole CIFAR or SVHN test set, SimBA
 # on 500 test images, three seeds: GPU days, not run for this page. The report's training length,
 # regularization weights and frame bounds are not known to us; the paper profile's are a standard CIFAR
-# recipe and this page's weights, which should be re-tuned there with `frame.tune_weights`.
+# recipe and this page's weights, which should be re-tuned there with `tune_weights` (in `paramspace.reports.frame_regularization`).
 #
 # The `book` profile, which produced this page, is a **scaled-down stand-in** that runs in a few CPU
 # minutes, because CIFAR-10/100, SVHN and CINIC-10 cannot be downloaded here: a small ResNet (a 3x3 stride-2
@@ -246,7 +246,7 @@ plots.setup()
 #
 # **Regularization weights.** The report's weights are not known to us. Each weight $\lambda$ of the
 # profiles was chosen once, before the runs on this page, on a separate draw of Fashion-MNIST (seed 100,
-# not among the seeds below) with `frame.tune_weights`: going up the grid $10^{-3}, 10^{-2}, 10^{-1}, 1, 10$,
+# not among the seeds below) with `tune_weights` (in `paramspace.reports.frame_regularization`): going up the grid $10^{-3}, 10^{-2}, 10^{-1}, 1, 10$,
 # keep the last weight whose clean test accuracy stays within 1 percentage point of the unregularized
 # network. The frame bounds $A$ and $B$ were set by hand to an interval around 1 (a condition number of
 # at most $B/A$ per layer) and not tuned. Every network has batch normalisation after each convolution,
@@ -260,13 +260,13 @@ plots.setup()
 # network **without** it (the book's other runs have no weight decay).
 
 # %%
-display(Markdown(frame.describe_run(P)))
-results = frame.run(P, progress=P["profile"] == "paper")  # progress bars only for long runs
-scores, shift, spectra, wd = results["scores"], results["shift"], results["spectra"], results["wd"]
+display(Markdown(fr.describe_run(P)))
+out = run_all(REPORT, P)  # one run per data set x network x seed x method (fr.plan), then fr.summarize
+T = out["tables"]
 
 # %% tags=["hide-input"]
 display(Markdown(titled_table("Wall time of one training run per method (s), mean and sd over data sets and seeds",
-                              "tab-r4-time", frame.frame_markdown(frame.timing_table(scores)))))
+                              "tab-r4-time", fr.frame_markdown(T["time"]))))
 
 # %% [markdown]
 # {numref}`tab-r4-time` gives the wall time of one training run per method, on a shared machine.
@@ -279,9 +279,9 @@ display(Markdown(titled_table("Wall time of one training run per method (s), mea
 
 # %% tags=["hide-input"]
 display(Markdown(titled_table("The deck's test accuracy (%), mean ± sd (slide 'Результаты: классификация "
-                              "изображений')", "tab-r4-deck-accuracy", frame.frame_markdown(frame.deck_accuracy_table()))))
+                              "изображений')", "tab-r4-deck-accuracy", fr.frame_markdown(fr.deck_accuracy_table()))))
 display(Markdown(titled_table("Our clean test accuracy (%), mean ± sd over seeds", "tab-r4-accuracy",
-                              frame.frame_markdown(frame.accuracy_table(scores, P)))))
+                              fr.frame_markdown(T["accuracy"]))))
 
 # %% [markdown]
 # ## Domain shift
@@ -290,9 +290,9 @@ display(Markdown(titled_table("Our clean test accuracy (%), mean ± sd over seed
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "One test image of the first data set (Fashion-MNIST or MNIST, see the run's description) under every corruption (rows) and severity (columns; 0 = clean).", "name": "fig-r4-corruptions"}}
 d0 = P["datasets"][0]
-ex = frame.corruption_examples(d0, P)
-fig = plots.corruption_examples_figure(ex, P["corruptions"], P["severities"], frame.CORRUPTION_LABELS)
-fig.suptitle(f"{frame.DATASET_LABELS[d0]}: corruptions by severity", y=1.02)
+ex = fr.corruption_examples(d0, P)
+fig = plots.corruption_examples_figure(ex, P["corruptions"], P["severities"], CORRUPTION_LABELS)
+fig.suptitle(f"{DATASET_LABELS[d0]}: corruptions by severity", y=1.02)
 plt.show()
 
 # %% [markdown]
@@ -305,14 +305,14 @@ plt.show()
 # %% tags=["hide-input"]
 display(Markdown(titled_table("Domain shift at matched clean accuracy: the deck (CIFAR-10, ResNet-34) and ours "
                               "(%, mean ± sd over seeds)", "tab-r4-shift",
-                              frame.frame_markdown(frame.deck_shift_table(scores, P)))))
+                              fr.frame_markdown(T["deck_shift"]))))
 display(Markdown(titled_table("Our accuracy (%) at the end of training, without matching: clean, corrupted and "
-                              "second domain", "tab-r4-shift-final", frame.frame_markdown(frame.shift_table(scores, P)))))
+                              "second domain", "tab-r4-shift-final", fr.frame_markdown(T["shift_final"]))))
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Accuracy against corruption severity (0 = the clean test set), averaged over the corruptions, at the end of training; lines are means over seeds, bands ± one standard deviation.", "name": "fig-r4-severity"}}
-sev = frame.severity_curves(scores, shift, P)
+sev = out["figures"]["severity"]
 panels = list(dict.fromkeys(sev.panel))
-plots.method_panels(sev, "severity", "accuracy", "panel", panels, {}, frame.METHOD_LABELS,
+plots.method_panels(sev, "severity", "accuracy", "panel", panels, {}, fr.METHOD_LABELS,
                     xlabel="corruption severity (0 = clean)", ylabel="test accuracy (%)",
                     suptitle="Accuracy under corruption")
 plt.show()
@@ -328,13 +328,12 @@ plt.show()
 # %% tags=["hide-input"]
 display(Markdown(titled_table("SimBA attack success rate (%) after t iterations: the deck (CIFAR-10) and ours "
                               "(mean ± sd over seeds)", "tab-r4-simba",
-                              frame.frame_markdown(frame.deck_simba_table(scores, P)))))
+                              fr.frame_markdown(T["deck_simba"]))))
 display(Markdown(titled_table("Our SimBA attack success rate (%) for every attacked method, mean ± sd over seeds",
-                              "tab-r4-simba-all", frame.frame_markdown(frame.asr_table(scores, P)))))
+                              "tab-r4-simba-all", fr.frame_markdown(T["asr"]))))
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Our SimBA attack success rate against the number of iterations (one basis direction each, log scale), per data set; lines are means over seeds, bands ± one standard deviation.", "name": "fig-r4-simba"}}
-asr = frame.asr_curves(scores, P)
-plots.method_panels(asr, "iterations", "asr", "panel", panels, {}, frame.METHOD_LABELS,
+plots.method_panels(out["figures"]["asr"], "iterations", "asr", "panel", panels, {}, fr.METHOD_LABELS,
                     xlabel="SimBA iterations (log scale)", ylabel="attack success rate (%)", logx=True,
                     suptitle=f"SimBA-{P['simba_basis']}, ε = {P['simba_eps']:g}")
 plt.show()
@@ -347,7 +346,7 @@ plt.show()
 
 # %% tags=["hide-input"]
 display(Markdown(titled_table("Weight-decay experiment: clean test accuracy (%), mean ± sd over seeds", "tab-r4-wd",
-                              frame.frame_markdown(frame.wd_table(wd, P)))))
+                              fr.frame_markdown(T["wd"]))))
 
 # %% [markdown]
 # ## Frame bounds of the layers (our check)
@@ -361,15 +360,14 @@ display(Markdown(titled_table("Weight-decay experiment: clean test accuracy (%),
 # explicit matrix in the tests.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Eigenvalues of every layer's Gram matrix after training, without and with the frame regularizer (first seed), against the frame bounds A and B: thin lines span all eigenvalues, thick bars the 5-95% quantiles, dots the medians (values below 1e-4 drawn at 1e-4).", "name": "fig-r4-spectra"}}
-sp = frame.spectra_for_figure(spectra, P)
-plots.frame_spectra_figure(sp, P["frame_A"], P["frame_B"], panels, {}, frame.METHOD_LABELS)
+plots.frame_spectra_figure(out["figures"]["spectra"], P["frame_A"], P["frame_B"], panels, {}, fr.METHOD_LABELS)
 plt.show()
 
 # %% tags=["hide-input"]
-display(Markdown(frame.spectra_markdown(spectra, P)))
+display(Markdown(out["text"]["spectra"]))
 display(Markdown(titled_table("Share of Gram eigenvalues inside [A, B] (mean over layers) and the frame penalty "
                               "(sum over layers) at the end of training, mean over seeds", "tab-r4-spectrum",
-                              frame.frame_markdown(frame.spectrum_table(scores, P).round(3)))))
+                              fr.frame_markdown(T["spectrum"]))))
 
 # %% [markdown]
 # In {numref}`tab-r4-spectrum` the penalty of the unregularized and the other regularized networks is
@@ -391,9 +389,9 @@ display(Markdown(titled_table("Share of Gram eigenvalues inside [A, B] (mean ove
 # also written to `frame_regularization.claims.json`.
 
 # %%
-ledger = frame.claims(scores, P, wd)
+ledger = out["claims"]
 C.write_ledger(REPORT, ledger)
-sections = frame.ledger_sections(ledger)
+sections = fr.ledger_sections(ledger)
 
 # %% tags=["hide-input"]
 display(Markdown(titled_table("The tolerances we chose (not the report's)", "tab-r4-tolerances", C.tolerances_markdown(
@@ -413,7 +411,7 @@ for key, title in [("accuracy", "Claims: test accuracy, frame vs each baseline (
 # What this run measured (generated from the tables and the ledger above):
 
 # %% tags=["hide-input"]
-display(Markdown(frame.summary_markdown(ledger, scores, P)))
+display(Markdown(out["text"]["summary"]))
 
 # %% [markdown]
 # * **What the penalty can and cannot do.** Gershgorin discs bound eigenvalues from both sides, but

@@ -1,0 +1,155 @@
+"""paramspace.vision: image data, augmentation, the ResNets, training with train.fit, accuracy."""
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from paramspace import frames as Fm
+from paramspace import vision as V
+from paramspace.reports import resolve
+from paramspace.train import seed_everything
+
+
+def test_small_resnet_and_adapted_resnet34():
+    net = V.small_resnet(1, 10, (4, 8, 8), mean=(0.1,), std=(0.3,))
+    assert net(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+    sizes = Fm.layer_input_sizes(net, torch.rand(1, 1, 28, 28))
+    assert sizes["stem"] == 28 and sizes["block1.conv1"] == 14 and sizes["block3.conv2"] == 4
+    r34 = V.build_model("resnet34", 3, 100, widths=[8], mean=[0.5] * 3, std=[0.25] * 3)
+    inner = r34.net
+    assert inner.conv1.kernel_size == (3, 3) and inner.conv1.stride == (1, 1) and isinstance(inner.maxpool, nn.Identity)
+    layers = Fm.regularized_layers(r34)
+    assert len(layers) == 37 and layers[-1].kind == "linear"  # 36 convolutions and the classifier
+    r34.eval()
+    with torch.no_grad():
+        assert r34(torch.rand(2, 3, 32, 32)).shape == (2, 100)
+
+
+def test_augment_crop_and_flip():
+    x = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).reshape(2, 1, 4, 4)
+    g = torch.Generator().manual_seed(0)
+    f = V.augment(x, g, crop=False, flip=True)
+    for i in range(2):
+        assert torch.equal(f[i], x[i]) or torch.equal(f[i], x[i].flip(-1))
+    c = V.augment(x, g, crop=True, flip=False, pad=1)
+    assert c.shape == x.shape
+    for i in range(2):  # every crop is a shifted window of the zero-padded image
+        xp = F.pad(x[i], (1, 1, 1, 1))
+        assert any(torch.equal(c[i], xp[:, a:a + 4, b:b + 4]) for a in range(3) for b in range(3))
+    assert torch.equal(V.augment(x, g, False, False), x)
+
+
+def test_data_and_second_domain():
+    data = V.load_data("mnist", 64, 32, 0)
+    assert data.X_train.shape == (64, 1, 28, 28) and 0 <= float(data.X_train.min()) and float(data.X_train.max()) <= 1
+    assert data.table == "grey" and not data.crop
+    assert V.second_domain("mnist", 10, 0) is None and V.second_domain("cifar10", 10, 0) is None
+    name, X, y = V.second_domain("svhn", 10, 0)
+    assert name == "MNIST" and X.shape == (10, 3, 32, 32) and len(y) == 10
+
+
+def _toy_data(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.rand(n + 32, 1, 28, 28, generator=g)
+    y = (X[:, 0, :14].mean((1, 2)) > X[:, 0, 14:].mean((1, 2))).long()
+    return V.ImageData("toy", X[:n], y[:n], X[n:], y[n:], 10, "grey")
+
+
+@pytest.mark.parametrize("method", Fm.METHODS)
+def test_train_classifier_with_every_regularizer(method):
+    data = _toy_data()
+    seed_everything(0)
+    model = V.small_resnet(1, 10, (4, 4, 8), *data.stats())
+    before = [p.detach().clone() for p in model.parameters()]
+    reg = Fm.Regularizer(method, model, 0.1, A=0.5, B=2.0)
+    out = V.train_classifier(model, data, epochs=1, batch_size=32, lr=0.01, regularizer=reg, seed=0)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert (out["mean_reg"] == 0) == (method == "none") and out["mean_ce"] > 0 and not model.training
+
+
+def test_train_classifier_means_and_determinism():
+    data = _toy_data(n=40)  # batches of 16: 16, 16, 8 -> 3 steps per epoch
+    ces = []
+
+    def run(reg_value=None):
+        seed_everything(0)
+        model = V.small_resnet(1, 10, (2, 2, 2), *data.stats())
+        reg = None if reg_value is None else (lambda m: m.fc.weight.sum() * 0.0 + reg_value)
+        out = V.train_classifier(model, data, epochs=2, batch_size=16, lr=0.01, regularizer=reg, seed=3)
+        return out, [p.detach().clone() for p in model.parameters()]
+
+    a, wa = run()
+    b, wb = run(0.25)
+    assert a["mean_reg"] == 0.0 and b["mean_reg"] == pytest.approx(0.25)  # mean over the 6 steps
+    # a constant penalty has no gradient: the same weights and cross-entropies as without one
+    assert all(torch.equal(x, y) for x, y in zip(wa, wb)) and a["mean_ce"] == b["mean_ce"]
+    c, wc = run()  # same seed, same weights
+    assert all(torch.equal(x, y) for x, y in zip(wa, wc))
+    with pytest.raises(ValueError):
+        V.train_classifier(V.small_resnet(), data, epochs=1, batch_size=16, lr=0.01, optimizer="rmsprop")
+
+
+def test_checkpoints():
+    assert V.checkpoint_steps(10, 4) == [2, 5, 8, 10] and V.checkpoint_steps(3, 5) == [1, 2, 3]
+    assert V.checkpoint_steps(10, 0) == []
+    data = _toy_data()  # 64 training images: 4 steps per epoch, 8 in all
+    seed_everything(0)
+    model = V.small_resnet(1, 10, (2, 2, 2), *data.stats())
+    seen = []
+
+    def keep(step, total):  # evaluating switches to eval mode; fit must switch back
+        seen.append((step, total, model.training))
+        model.eval()
+
+    V.train_classifier(model, data, epochs=2, batch_size=16, lr=0.01, regularizer=Fm.Regularizer("frame", model, 0.01),
+                       seed=0, checkpoints=3, on_checkpoint=keep)
+    assert seen == [(3, 8, True), (5, 8, True), (8, 8, True)]
+
+
+def test_paper_path_resnet34_sgd_clipping_and_augmentation():
+    # the paper profile's code path (torchvision ResNet-34 for 32x32 RGB, SGD, gradient clipping,
+    # crop + flip) on eight random images instead of CIFAR
+    g = torch.Generator().manual_seed(0)
+    X, y = torch.rand(8, 3, 32, 32, generator=g), torch.randint(0, 10, (8,), generator=g)
+    data = V.ImageData("cifar10", X, y, X, y, 10, "cifar", crop=True, flip=True)
+    P = {**resolve("frame_regularization", "paper"), "epochs": 1, "batch_size": 8, "device": "cpu"}
+    seed_everything(0)
+    net = V.model_for("resnet34", data, widths=P["widths"])
+    before = net.net.fc.weight.detach().clone()
+    reg = Fm.Regularizer("srip", net, P["srip_weight"], srip_iters=P["srip_iters"])
+    out = V.train_classifier(net, data, epochs=P["epochs"], batch_size=P["batch_size"], lr=P["lr"],
+                             optimizer=P["optimizer"], weight_decay=P["weight_decay"], grad_clip=P["grad_clip"],
+                             regularizer=reg, seed=0)
+    assert out["mean_reg"] > 0 and not torch.equal(before, net.net.fc.weight)
+    assert 0 <= V.accuracy(net, X, y) <= 1
+
+
+def test_resnet_adapter_takes_channels_and_classes_from_the_data():
+    X, y = torch.rand(4, 1, 28, 28), torch.arange(4) % 3
+    data = V.ImageData("toy", X, y, X, y, 3, "grey")
+    for arch in V.RESNETS:
+        net = V.model_for(arch, data)
+        assert net.net.conv1.in_channels == 1 and net.net.fc.out_features == 3
+        assert isinstance(net.net.maxpool, nn.Identity)
+        net.eval()
+        with torch.no_grad():
+            assert net(X[:2]).shape == (2, 3)
+    torch.testing.assert_close(V.model_for("small_resnet", data, widths=(2, 2, 2)).norm.mean.flatten(),
+                               X.mean((0, 2, 3)))
+    with pytest.raises(ValueError):
+        V.resnet_cifar("resnet101", 10)
+    with pytest.raises(ValueError):
+        V.build_model("vgg", 1, 10)
+
+
+def test_accuracy_by_hand():
+    class Sign(nn.Module):
+        def forward(self, x):
+            s = x.reshape(len(x), -1).sum(1)
+            return torch.stack([-s, s], 1)
+
+    X = torch.tensor([1.0, -1.0, 2.0, -3.0, 0.5]).reshape(5, 1, 1, 1)
+    y = torch.tensor([1, 0, 0, 0, 1])
+    assert V.accuracy(Sign(), X, y, batch_size=2) == pytest.approx(4 / 5)
+    assert V.accuracy(Sign(), X[:0], y[:0]) == 0.0
