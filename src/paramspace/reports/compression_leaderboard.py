@@ -43,7 +43,7 @@ import torch.nn.functional as F
 
 from .. import data as D, pruning, variational
 from .. import dropconnect as _dropconnect
-from .. import metric as _neurons  # -> paramspace.neurons after the merge (report 1's neuron clustering)
+from .. import neurons as _neurons
 from ..models import mlp, n_params
 from ..quality import quality
 from ..train import cpu_threads, resolve_device, seed_everything, train
@@ -449,7 +449,9 @@ def describe(params: dict) -> str:
             f"data set (Adam, lr {params['lr']}); MNIST "
             f"average-pooled {k}x{k} to {28 // k}x{28 // k} = {(28 // k) ** 2} inputs, "
             f"{params['n_train']} training / {params['n_test']} test images; Wine: 13 standardised features, "
-            f"75/25 split; {params['n_seeds']} seeds")
+            f"75/25 split; {params['n_seeds']} seeds; the Hessian of OBD and of Belsley's Laplace covariance is "
+            f"computed on at most {params['curvature_n']} training points (`curvature_n`): all of Wine's, "
+            f"{min(params['curvature_n'], params['n_train'])} of the {params['n_train']} MNIST training images")
 
 
 def sigma_figure(sigmas: pd.DataFrame, init_sigma: float = 1e-3):
