@@ -261,7 +261,7 @@ P, prov = setup(REPORT, globals())  # validates every parameter (and the rules a
 
 # %%
 display(Markdown(fr.describe_run(P)))
-out = run_all(REPORT, P)  # one run per data set x network x seed x method (fr.plan), then fr.summarize
+out = run_all(REPORT, P)  # one run per data set x network x seed, all its methods (fr.plan), then fr.summarize
 T = out["tables"]
 
 # %% tags=["hide-input"]

@@ -232,25 +232,31 @@ def test_rules_across_parameters_in_resolve():
     assert ok["methods"] == ["none", "frame"]
 
 
-def test_plan_one_run_per_dataset_arch_seed_and_method():
+def test_plan_one_run_per_dataset_arch_and_seed():
     P = resolve("frame_regularization", "smoke")
     runs = FR.plan(P)
     json.dumps(runs)  # plain data
-    # smoke: 1 data set x 1 network x 2 seeds x (6 methods + the weight-decay run "none+wd")
-    assert len(runs) == 14
-    assert [(r["seed"], r["run"]) for r in runs[:7]] == [(0, m) for m in P["methods"]] + [(0, "none+wd")]
-    assert runs[6]["weight_decay"] == 5e-4 and runs[6]["kind"] == "wd" and runs[0]["weight_decay"] == 0.0
-    frame_run = runs[1]
+    # smoke: 1 data set x 1 network x 2 seeds, each run holding 6 methods + the weight-decay run "none+wd"
+    assert len(runs) == 2 and [r["seed"] for r in runs] == [0, 1]
+    assert all(r["dataset"] == "fashion-mnist" and r["arch"] == "small_resnet" for r in runs)
+    todo = runs[0]["trainings"]
+    assert [t["run"] for t in todo] == list(P["methods"]) + ["none+wd"] and runs[1]["trainings"] == todo
+    assert todo[6]["weight_decay"] == 5e-4 and todo[6]["kind"] == "wd" and todo[0]["weight_decay"] == 0.0
+    frame_run = todo[1]
     assert frame_run["reg_weight"] == P["frame_weight"] and frame_run["robust"] and frame_run["match_checkpoints"] == 2
-    assert runs[0]["match_checkpoints"] == 0 and runs[0]["reg_weight"] == 0.0  # none: final weights
-    assert not runs[2]["robust"] and runs[2]["match_checkpoints"] == 0  # MHE: not attacked, not matched
+    assert todo[0]["match_checkpoints"] == 0 and todo[0]["reg_weight"] == 0.0  # none: final weights
+    assert not todo[2]["robust"] and todo[2]["match_checkpoints"] == 0  # MHE: not attacked, not matched
     # methods other than "none" come after it, whatever their order in the parameters
     P2 = {**P, "methods": ["frame", "none"], "robust_methods": ["none", "frame"], "n_seeds": 1, "wd_decay": 0.0}
-    assert [r["method"] for r in FR.plan(P2)] == ["none", "frame"]
+    assert [[t["method"] for t in r["trainings"]] for r in FR.plan(P2)] == [["none", "frame"]]
     book = resolve("frame_regularization", "book")
-    assert len(FR.plan(book)) == 2 * 1 * 3 * (6 + 1)
+    assert len(FR.plan(book)) == 2 * 1 * 3 == 6 and all(len(r["trainings"]) == 6 + 1 for r in FR.plan(book))
+    assert [(r["dataset"], r["seed"]) for r in FR.plan(book)] == [(d, s) for d in ("mnist", "fashion-mnist")
+                                                                   for s in range(3)]
     paper = resolve("frame_regularization", "paper")  # frame without weight decay is the extra run there
-    assert len(FR.plan(paper)) == 3 * 2 * 3 * (6 + 1) and FR.plan(paper)[6]["run"] == "frame-wd"
+    runs = FR.plan(paper)
+    assert len(runs) == 3 * 2 * 3 == 18 and [t["run"] for t in runs[0]["trainings"]][6] == "frame-wd"
+    assert all(len(r["trainings"]) == 7 for r in runs)
 
 
 def _tiny(**kw):
@@ -262,32 +268,54 @@ def _tiny(**kw):
     return P
 
 
-def test_execute_and_summarize_on_a_tiny_run():
-    P = _tiny()
+def test_execute_and_summarize_on_a_tiny_run(monkeypatch):
+    P = _tiny(epochs=2, match_checkpoints=4)  # the frame network matches at its first checkpoint here
     runs = FR.plan(P)
-    assert [r["run"] for r in runs] == ["none", "frame", "so", "none+wd"]
+    assert len(runs) == 1 and [t["run"] for t in runs[0]["trainings"]] == ["none", "frame", "so", "none+wd"]
+    calls = []
+    real_shift = FR.domain_shift
+    monkeypatch.setattr(FR, "domain_shift", lambda *a, **k: calls.append(1) or real_shift(*a, **k))
     results = [FR.execute(r) for r in runs]
     pickle.dumps(results)
-    none, frame, so, wd = results
-    assert len(frame["checkpoints"]) == 2 and frame["checkpoints"][-1]["at"] == 1.0 and none["checkpoints"] == []
-    # the last checkpoint is the end of training: its evaluation is the final one
-    last = frame["checkpoints"][-1]
-    assert last["clean"] == frame["clean"] and last["second"] == frame["second"][1]
-    assert last["shift"] == pytest.approx(np.mean([r["accuracy"] for r in frame["shift"]]))
+    none, frame, so, wd = results[0]["trainings"]
+    assert [c["at"] for c in frame["checkpoints"]] == [0.25, 0.5, 0.75, 1.0] and none["checkpoints"] == []
+    assert frame["checkpoints"][-1]["clean"] == frame["clean"]  # the last checkpoint is the end of training
+    # the matched checkpoint: the one whose clean accuracy is closest to the unregularized network's
+    k = FR.match_checkpoint([c["clean"] for c in frame["checkpoints"]], none["clean"])
+    m = frame["matched"]
+    assert m["at"] == frame["checkpoints"][k]["at"] and m["clean"] == frame["checkpoints"][k]["clean"]
+    assert none["matched"] == dict(at=1.0, clean=none["clean"], second=none["second"][1],
+                                   shift=pytest.approx(np.mean([r["accuracy"] for r in none["shift"]])))
+    assert math.isnan(so["matched"]["clean"]) and math.isnan(so["matched"]["shift"])
+    # the domain shift is evaluated once per trained network, plus once at the matched checkpoint (not the end)
+    assert m["at"] < 1.0 and len(calls) == 3 + 1
+    # ... and it is the domain shift of that checkpoint's weights (retrain, keep every checkpoint's weights)
+    run = runs[0]
+    spec = {**{k: v for k, v in run.items() if k != "trainings"}, **run["trainings"][1]}
+    data = V.load_data(run["dataset"], run["n_train"], run["n_test"], run["seed"], run["augment"])
+    model, reg = FR._network(spec, data, torch.device("cpu"))
+    states = []
+    FR._train(model, data, reg, spec, 4, lambda step, total: states.append(
+        {n: v.clone() for n, v in model.state_dict().items()}))
+    model.load_state_dict(states[k])
+    ev = real_shift(model, data, spec, run["seed"], torch.device("cpu"), FR.shifted_domain(data, spec, run["seed"]))
+    assert m["shift"] == pytest.approx(np.mean([r["accuracy"] for r in ev["shift"]])) and m["second"] == ev["second"][1]
     assert 0 < frame["simba_attacked"] <= 32 and none["simba_attacked"] > 0 and set(frame["asr"]) == {1, 3} and math.isnan(so["asr"][1])
     assert len(frame["spectra"]) == 10 and (frame["spectra"].ev_min <= frame["spectra"].ev_max).all()
     assert frame["train"]["mean_reg"] > 0 and none["train"]["mean_reg"] == 0
     # a run is pure: executing it again gives the same numbers
-    again = FR.execute(runs[1])
+    again = FR.execute(runs[0])["trainings"][1]
     assert again["clean"] == frame["clean"] and again["checkpoints"] == frame["checkpoints"]
+    assert again["matched"] == frame["matched"]
     out = FR.summarize(P, results)
     scores = out["scores"]
     assert scores.method.tolist() == ["none", "frame", "so"] and len(out["shift"]) == 3 * 2
     row = scores.set_index("method")
     ref = row.loc["none", "clean"]
-    k = FR.match_checkpoint([c["clean"] for c in frame["checkpoints"]], ref)
+    assert ref == none["clean"]
     assert row.loc["frame", "clean_matched"] == frame["checkpoints"][k]["clean"]
     assert row.loc["frame", "matched_at"] == frame["checkpoints"][k]["at"]
+    assert row.loc["frame", "shift_matched"] == m["shift"] and row.loc["frame", "second_matched"] == m["second"]
     assert row.loc["none", "matched_at"] == 1.0 and row.loc["none", "clean_matched"] == ref
     assert math.isnan(row.loc["so", "clean_matched"]) and math.isnan(row.loc["so", "asr_mean"])
     assert out["wd"].run.tolist() == ["none", "frame", "none+wd"] and out["wd"].clean.iloc[2] == wd["clean"]
@@ -297,9 +325,8 @@ def test_execute_and_summarize_on_a_tiny_run():
 
 
 def test_wd_rows_in_plan_order_with_every_seed():
-    # two seeds: the weight-decay runs follow their seed's main runs
+    # two seeds: one run each, the weight-decay training after its seed's main trainings
     P = _tiny(n_seeds=2, methods=["none", "frame"], robust_methods=["none", "frame"])
     runs = FR.plan(P)
-    assert [(r["seed"], r["run"]) for r in runs] == [(0, "none"), (0, "frame"), (0, "none+wd"), (1, "none"),
-                                                      (1, "frame"), (1, "none+wd")]
-    assert runs[3]["seed"] == runs[4]["seed"] == 1
+    assert [(r["seed"], [t["run"] for t in r["trainings"]]) for r in runs] == [
+        (0, ["none", "frame", "none+wd"]), (1, ["none", "frame", "none+wd"])]

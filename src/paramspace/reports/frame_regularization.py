@@ -3,17 +3,15 @@
 The methods live in :mod:`paramspace.frames` (the frame penalty and its baselines, spectra),
 :mod:`paramspace.robustness` (corruptions, the affine second-domain stand-in, SimBA) and
 :mod:`paramspace.vision` (image data, ResNets, training, accuracy).  One run of :func:`plan` is one
-training of one network (data set x architecture x seed x method, or a run of the weight-decay
-experiment) with its evaluations; :func:`summarize` matches the checkpoints of the regularized runs to
-the unregularized run of the same data set, network and seed, and builds the tables and the ledger.
+data set x architecture x seed: every method's training (the unregularized one first) and the
+weight-decay experiment's, with their evaluations; :func:`execute` evaluates the domain shift of each
+regularized network at its checkpoint whose clean accuracy is closest to the unregularized network's,
+and :func:`summarize` builds the tables and the ledger.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
-import functools
-import time
 
 import numpy as np
 import pandas as pd
@@ -218,7 +216,7 @@ def match_checkpoint(accs, target: float) -> int:
 
 # --- the experiment: plan, execute, summarize -----------------------------------------------------------
 
-# The parameters a run needs, copied into it (besides its own data set, network, seed, method, ...).
+# The parameters a run needs, copied into it (besides its own data set, network, seed and trainings).
 _RUN_KEYS = ("device", "cpu_threads", "n_train", "n_test", "augment", "widths", "epochs", "batch_size", "optimizer",
              "lr", "grad_clip", "frame_A", "frame_B", "mhe_power", "srip_iters", "corruptions", "severities",
              "n_shift", "simba_basis", "simba_eps", "simba_images", "simba_checkpoints", "domain_rotation",
@@ -229,30 +227,34 @@ def _reg_weight(params: dict, method: str) -> float:
     return 0.0 if method == "none" else float(params[f"{method}_weight"])
 
 
-def plan(params: dict) -> list[dict]:
-    """The runs, in the order of the tables: for every data set x architecture x seed, each method
-    (``none`` first: the others are matched to it) at ``weight_decay``, then the weight-decay
-    experiment's extra runs (:func:`wd_variants`).  A run holds everything :func:`execute` reads."""
+def trainings(params: dict) -> list[dict]:
+    """The trainings of one data set x network x seed, in order: every method (``none`` first: the
+    others are matched to it) at ``weight_decay``, then the weight-decay experiment's extra runs
+    (:func:`wd_variants`).  Each is ``{kind, method, run (its label), weight_decay, reg_weight, robust,
+    match_checkpoints}``."""
     methods = ["none"] + [m for m in params["methods"] if m != "none"]
+    out = []
+    for method in methods:
+        robust = method in params["robust_methods"]
+        out.append({"kind": "main", "method": method, "run": method, "weight_decay": float(params["weight_decay"]),
+                    "reg_weight": _reg_weight(params, method), "robust": robust,
+                    "match_checkpoints": params["match_checkpoints"] if robust and method != "none" else 0})
+    for label, method, decay in wd_variants(params):  # the weight-decay experiment
+        out.append({"kind": "wd", "method": method, "run": label, "weight_decay": decay,
+                    "reg_weight": _reg_weight(params, method), "robust": False, "match_checkpoints": 0})
+    return out
+
+
+def plan(params: dict) -> list[dict]:
+    """The runs, in the order of the tables: one per data set x architecture x seed, holding every
+    training of that setting (:func:`trainings`: the unregularized network first, so that
+    :func:`execute` knows its clean accuracy before it matches the regularized runs' checkpoints to it).
+    A run holds everything :func:`execute` reads."""
     base = {k: copy.deepcopy(params[k]) for k in _RUN_KEYS}
-    runs = []
-    for dname in params["datasets"]:
-        for arch in params["archs"]:
-            for s in range(params["n_seeds"]):
-                seed = params["seed"] + s
-                key = dict(dataset=dname, arch=arch, seed=seed)
-                for method in methods:
-                    robust = method in params["robust_methods"]
-                    runs.append({**copy.deepcopy(base), **key, "kind": "main", "method": method, "run": method,
-                                 "weight_decay": float(params["weight_decay"]),
-                                 "reg_weight": _reg_weight(params, method), "robust": robust,
-                                 "match_checkpoints": params["match_checkpoints"] if robust and method != "none"
-                                 else 0})
-                for label, method, decay in wd_variants(params):  # the weight-decay experiment
-                    runs.append({**copy.deepcopy(base), **key, "kind": "wd", "method": method, "run": label,
-                                 "weight_decay": decay, "reg_weight": _reg_weight(params, method), "robust": False,
-                                 "match_checkpoints": 0})
-    return runs
+    todo = trainings(params)
+    return [{**copy.deepcopy(base), "dataset": dname, "arch": arch, "seed": params["seed"] + s,
+             "trainings": copy.deepcopy(todo)}
+            for dname in params["datasets"] for arch in params["archs"] for s in range(params["n_seeds"])]
 
 
 def shifted_domain(data, run: dict, seed: int):
@@ -294,62 +296,93 @@ def _train(model, data, reg, run: dict, checkpoints: int = 0, on_checkpoint=None
                             regularizer=reg, seed=run["seed"], checkpoints=checkpoints, on_checkpoint=on_checkpoint)
 
 
-@functools.lru_cache(maxsize=2)
-def _load(name: str, n_train: int, n_test: int, seed: int, augment: bool):
-    """:func:`paramspace.vision.load_data`, kept for the next run of the same data set and seed in this
-    process (the runs of one seed share it; reading the files dominates a smoke run)."""
-    return load_data(name, n_train, n_test, seed, augment)
+def _mean_shift(ev: dict) -> float:
+    return float(np.mean([r["accuracy"] for r in ev["shift"]]))
+
+
+def _evaluate(model, data, spec: dict, seed: int, dev, second, ref: float | None, keep: dict | None) -> dict:
+    """The evaluations of one trained network (``spec``: the run merged with one of its trainings):
+    clean accuracy, domain shift, SimBA (``robust`` only; NaN otherwise), per-layer spectra, and the
+    domain shift at the matched checkpoint (``matched``: the final weights for ``none`` or without
+    checkpoints; the checkpoint of ``keep`` whose clean accuracy is closest to ``ref`` otherwise;
+    NaN for methods not in ``robust_methods``)."""
+    out = {"clean": accuracy(model, data.X_test, data.y_test), **domain_shift(model, data, spec, seed, dev, second)}
+    if not spec["robust"]:  # not compared at matched accuracy
+        out["matched"] = dict(at=np.nan, clean=np.nan, shift=np.nan, second=np.nan)
+    elif not keep or not keep["clean"]:  # matched = final weights
+        out["matched"] = dict(at=1.0, clean=out["clean"], shift=_mean_shift(out), second=out["second"][1])
+    else:  # the checkpoint whose clean accuracy is closest to the unregularized network's
+        k = match_checkpoint(keep["clean"], ref)
+        assert k == keep["best"], (k, keep["best"])
+        at, clean = keep["at"][k], keep["clean"][k]
+        if at == 1.0:  # the end of training: the final evaluation
+            ev = out
+        else:
+            final = copy.deepcopy(model.state_dict())
+            model.load_state_dict(keep["state"])
+            ev = domain_shift(model, data, spec, seed, dev, second)
+            model.load_state_dict(final)
+        out["matched"] = dict(at=at, clean=clean, shift=_mean_shift(ev), second=ev["second"][1])
+    if spec["robust"]:
+        n_att = min(spec["simba_images"], len(data.y_test))
+        att = simba(model, data.X_test[:n_att], data.y_test[:n_att], spec["simba_eps"], max(spec["simba_checkpoints"]),
+                    spec["simba_basis"], torch.Generator().manual_seed(seed + 31337))
+        out["asr"] = attack_success_rate(att["success_iter"], spec["simba_checkpoints"])
+        out["simba_queries"] = float(att["queries"].float().mean()) if att["n_attacked"] else float("nan")
+        out["simba_attacked"] = att["n_attacked"]
+    else:  # SimBA skipped: rates not measured
+        out.update(asr={int(t): float("nan") for t in spec["simba_checkpoints"]}, simba_queries=float("nan"),
+                   simba_attacked=0)
+    sizes = layer_input_sizes(model, data.X_test[:2])
+    out["spectra"] = layer_spectra(model, sizes, spec["frame_A"], spec["frame_B"])
+    return out
 
 
 def execute(run: dict) -> dict:
-    """One run of :func:`plan`: load the data (the seed's subsets), train the network, evaluate it.
+    """One run of :func:`plan` (a data set x network x seed): load the data (the seed's subsets), then
+    train and evaluate each of its trainings in order, from the same initial weights.
 
-    A ``main`` run returns the clean test accuracy, the accuracies on the corrupted copies and on the
-    second domain, the SimBA rates (``robust`` methods only; NaN otherwise), the per-layer spectra, the
-    training summary, and, with ``match_checkpoints = n > 0``, the clean accuracy and the domain-shift
-    accuracies at each of the ``n`` checkpoints (the matching to the unregularized run is done by
-    :func:`summarize`; the last checkpoint is the end of training).  A ``wd`` run returns its clean
-    accuracy.  Pure: it reads only ``run``."""
+    Returns ``{"trainings": [...]}``, one result per training.  A ``main`` training gives the clean test
+    accuracy, the accuracies on the corrupted copies and on the second domain, the SimBA rates
+    (``robust`` methods only; NaN otherwise), the per-layer spectra, the training summary, the clean
+    accuracy at each of its ``match_checkpoints`` checkpoints (``checkpoints``: ``{at, clean}``, the last
+    at the end of training) and ``matched``, the domain shift at the checkpoint whose clean accuracy is
+    closest to the unregularized training's (which comes first): only that checkpoint's domain shift is
+    evaluated.  A ``wd`` training gives its clean accuracy.  Pure: it reads only ``run``."""
     dev = resolve_device(run["device"])
     with cpu_threads(run["cpu_threads"]):
         seed = run["seed"]
-        data = dataclasses.replace(_load(run["dataset"], run["n_train"], run["n_test"], seed, run["augment"])).to(dev)
-        model, reg = _network(run, data, dev)
-        if run["kind"] == "wd":  # the weight-decay experiment: clean accuracy only
-            tr = _train(model, data, reg, run)
-            return {"clean": accuracy(model, data.X_test, data.y_test), "train": tr}
+        data = load_data(run["dataset"], run["n_train"], run["n_test"], seed, run["augment"]).to(dev)
         second = shifted_domain(data, run, seed)  # the same second domain for every model of a seed
-        ckpts, eval_seconds = [], [0.0]
+        ref, results = None, []
+        for t in run["trainings"]:
+            spec = {**{k: v for k, v in run.items() if k != "trainings"}, **t}
+            model, reg = _network(spec, data, dev)
+            if t["kind"] == "wd":  # the weight-decay experiment: clean accuracy only
+                tr = _train(model, data, reg, spec)
+                results.append({"clean": accuracy(model, data.X_test, data.y_test), "train": tr})
+                continue
+            n_ck = t["match_checkpoints"] if ref is not None else 0
+            keep = {"at": [], "clean": [], "best": None, "gap": np.inf, "state": None}
 
-        def keep(step, total):
-            c = dict(at=step / total, clean=accuracy(model, data.X_test, data.y_test))
-            if step < total:  # the last checkpoint is the final network, evaluated below
-                t0 = time.perf_counter()
-                ds = domain_shift(model, data, run, seed, dev, second)
-                c.update(shift=float(np.mean([r["accuracy"] for r in ds["shift"]])), second=ds["second"][1])
-                eval_seconds[0] += time.perf_counter() - t0
-            ckpts.append(c)
+            def checkpoint(step, total, model=model, keep=keep):
+                # the clean accuracy of every checkpoint; the weights of the closest to ``ref`` so far (ties:
+                # the later one, as :func:`match_checkpoint`), to evaluate its domain shift after training
+                c = accuracy(model, data.X_test, data.y_test)
+                keep["at"].append(step / total)
+                keep["clean"].append(c)
+                gap = float(np.abs(np.float64(c) - ref))
+                if gap <= keep["gap"]:
+                    keep["best"], keep["gap"] = len(keep["clean"]) - 1, gap
+                    keep["state"] = copy.deepcopy(model.state_dict()) if step < total else None
 
-        n_ck = run["match_checkpoints"]
-        tr = _train(model, data, reg, run, n_ck, keep if n_ck else None)
-        tr["seconds"] -= eval_seconds[0]  # training time: without the checkpoints' domain-shift evaluation
-        out = {"clean": accuracy(model, data.X_test, data.y_test), **domain_shift(model, data, run, seed, dev, second),
-               "checkpoints": ckpts, "train": tr}
-        if ckpts and "shift" not in ckpts[-1]:
-            ckpts[-1].update(shift=float(np.mean([r["accuracy"] for r in out["shift"]])), second=out["second"][1])
-        if run["robust"]:
-            n_att = min(run["simba_images"], len(data.y_test))
-            att = simba(model, data.X_test[:n_att], data.y_test[:n_att], run["simba_eps"], max(run["simba_checkpoints"]),
-                        run["simba_basis"], torch.Generator().manual_seed(seed + 31337))
-            out["asr"] = attack_success_rate(att["success_iter"], run["simba_checkpoints"])
-            out["simba_queries"] = float(att["queries"].float().mean()) if att["n_attacked"] else float("nan")
-            out["simba_attacked"] = att["n_attacked"]
-        else:  # SimBA skipped: rates not measured
-            out.update(asr={int(t): float("nan") for t in run["simba_checkpoints"]}, simba_queries=float("nan"),
-                       simba_attacked=0)
-        sizes = layer_input_sizes(model, data.X_test[:2])
-        out["spectra"] = layer_spectra(model, sizes, run["frame_A"], run["frame_B"])
-        return out
+            tr = _train(model, data, reg, spec, n_ck, checkpoint if n_ck else None)
+            res = _evaluate(model, data, spec, seed, dev, second, ref, keep if n_ck else None)
+            if t["method"] == "none":
+                ref = res["clean"]
+            res.update(checkpoints=[dict(at=a, clean=c) for a, c in zip(keep["at"], keep["clean"])], train=tr)
+            results.append(res)
+        return {"trainings": results}
 
 
 def frames_of(params: dict, runs: list[dict], results: list[dict]) -> dict[str, pd.DataFrame]:
@@ -360,41 +393,30 @@ def frames_of(params: dict, runs: list[dict], results: list[dict]) -> dict[str, 
     training cross-entropy and seconds), ``shift`` (… corruption, severity, accuracy), ``spectra``
     (… per layer) and ``wd`` (the weight-decay experiment's clean accuracies)."""
     scores, shift, spectra, wd = [], [], [], []
-    ref = {}  # clean accuracy of the unregularized run of each data set, network and seed
-    for run, res in zip(runs, results):
-        dname, arch, method, seed = run["dataset"], run["arch"], run["method"], run["seed"]
-        tr = res["train"]
-        if run["kind"] == "wd":
-            wd.append(dict(dataset=dname, arch=arch, seed=seed, run=run["run"], method=method,
-                           weight_decay=run["weight_decay"], clean=res["clean"], seconds=tr["seconds"]))
-            continue
-        key = dict(dataset=dname, arch=arch, method=method, seed=seed)
-        clean = res["clean"]
-        mean_shift = float(np.mean([r["accuracy"] for r in res["shift"]]))
-        if method == "none":
-            ref[(dname, arch, seed)] = clean
-        ckpts = res["checkpoints"]
-        if not run["robust"]:  # not compared at matched accuracy
-            m_frac, m_clean, m_shift, m_second = np.nan, np.nan, float(np.mean([np.nan])), np.nan
-        elif method == "none" or not ckpts:  # matched = final weights
-            m_frac, m_clean, m_shift, m_second = 1.0, clean, mean_shift, res["second"][1]
-        else:  # the checkpoint whose clean accuracy is closest to the unregularized network's
-            c = ckpts[match_checkpoint([c["clean"] for c in ckpts], ref[(dname, arch, seed)])]
-            m_frac, m_clean, m_shift, m_second = c["at"], c["clean"], c["shift"], c["second"]
-        sp = res["spectra"]
-        scores.append(dict(**key, clean=clean, shift=mean_shift, second=res["second"][1],
-                           second_name=res["second"][0], clean_matched=m_clean, matched_at=m_frac,
-                           shift_matched=m_shift, second_matched=m_second,
-                           **{f"asr_{t}": v for t, v in res["asr"].items()},
-                           asr_mean=float(np.mean(list(res["asr"].values()))), simba_queries=res["simba_queries"],
-                           simba_attacked=res["simba_attacked"], frac_in_bounds=float(sp["frac_in_bounds"].mean()),
-                           frame_penalty=float(sp["frame_penalty"].sum()), train_ce=tr["mean_ce"],
-                           seconds=tr["seconds"]))
-        shift += [dict(**key, **r) for r in res["shift"]]
-        spectra += [dict(**key, **r) for r in sp.to_dict("records")]
-        if method in ("none", "frame"):
-            wd.append(dict(dataset=dname, arch=arch, seed=seed, run=method, method=method,
-                           weight_decay=run["weight_decay"], clean=clean, seconds=tr["seconds"]))
+    for run, result in zip(runs, results):
+        dname, arch, seed = run["dataset"], run["arch"], run["seed"]
+        for t, res in zip(run["trainings"], result["trainings"]):
+            method, tr = t["method"], res["train"]
+            if t["kind"] == "wd":
+                wd.append(dict(dataset=dname, arch=arch, seed=seed, run=t["run"], method=method,
+                               weight_decay=t["weight_decay"], clean=res["clean"], seconds=tr["seconds"]))
+                continue
+            key = dict(dataset=dname, arch=arch, method=method, seed=seed)
+            clean, m, sp = res["clean"], res["matched"], res["spectra"]
+            scores.append(dict(**key, clean=clean, shift=_mean_shift(res), second=res["second"][1],
+                               second_name=res["second"][0], clean_matched=m["clean"], matched_at=m["at"],
+                               shift_matched=m["shift"], second_matched=m["second"],
+                               **{f"asr_{it}": v for it, v in res["asr"].items()},
+                               asr_mean=float(np.mean(list(res["asr"].values()))),
+                               simba_queries=res["simba_queries"], simba_attacked=res["simba_attacked"],
+                               frac_in_bounds=float(sp["frac_in_bounds"].mean()),
+                               frame_penalty=float(sp["frame_penalty"].sum()), train_ce=tr["mean_ce"],
+                               seconds=tr["seconds"]))
+            shift += [dict(**key, **r) for r in res["shift"]]
+            spectra += [dict(**key, **r) for r in sp.to_dict("records")]
+            if method in ("none", "frame"):
+                wd.append(dict(dataset=dname, arch=arch, seed=seed, run=method, method=method,
+                               weight_decay=t["weight_decay"], clean=clean, seconds=tr["seconds"]))
     return {"scores": pd.DataFrame(scores), "shift": pd.DataFrame(shift), "spectra": pd.DataFrame(spectra),
             "wd": pd.DataFrame(wd)}
 
