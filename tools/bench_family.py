@@ -38,6 +38,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    ap.add_argument("--write", action="store_true",
+                    help="write the row into BENCHMARKS.md (section 'family' on CPU, 'family-gpu' on CUDA)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -74,8 +76,22 @@ def main() -> None:
     where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else \
         f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
     print(f"sequential: {', '.join(f'{t:.2f}' for t in seq)} s; batched: {', '.join(f'{t:.2f}' for t in bat)} s")
-    print(f"| K = {args.k} MLPs 784-100-10, one MNIST epoch (60000 images, batch {args.batch_size}) | {where} | "
-          f"`{commit}` | {ms:.2f} s | {mb:.2f} s | {ms / mb:.2f}x |")
+    row = (f"| K = {args.k} MLPs 784-100-10, one MNIST epoch (60000 images, batch {args.batch_size}) | {where} | "
+           f"`{commit}` | {ms:.2f} s | {mb:.2f} s | {ms / mb:.2f}x |")
+    print(row)
+    if args.write:
+        import sys
+        from pathlib import Path
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from benchmarks_md import stamp, write_section
+
+        head = ("| workload | machine | commit | one after the other (median) | batched (median) | ratio |\n"
+                "|---|---|---|---|---|---|")
+        runs = (f"Runs: {', '.join(f'{t:.1f}' for t in seq)} s one after the other; "
+                f"{', '.join(f'{t:.1f}' for t in bat)} s batched.")
+        cmd = f"python tools/bench_family.py --k {args.k} --repeats {args.repeats} --threads {args.threads} --write"
+        write_section("family-gpu" if dev.type == "cuda" else "family", f"{stamp(cmd)} {runs}\n\n{head}\n{row}")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,10 @@ PLAN = [("small", 256, 0), ("small", 256, 1 << 28),
         ("leaderboard", 128, 1 << 28), ("leaderboard", 128, 1 << 30)]
 
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmarks_md import commit, machine, write_section  # noqa: E402
+
+
 def _rss_mb() -> float:
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -87,25 +91,6 @@ def table(results: list[dict]) -> str:
     return "\n".join(rows)
 
 
-def machine() -> str:
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    cpu = platform.processor() or platform.machine()
-    try:
-        model = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
-        cpu = model
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, Python {platform.python_version()}"
-
-
-def commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--case", choices=sorted(CASES))
@@ -127,12 +112,10 @@ def main() -> int:
         print(table(results[-1:]).splitlines()[-1], flush=True)
     text = table(results)
     if args.write:
-        head = (ROOT / "BENCHMARKS.md").read_text().split("<!-- bench:start -->")[0] \
-            if (ROOT / "BENCHMARKS.md").exists() else "# Benchmarks\n\n"
         stamp = (f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} at commit `{commit()}` on "
                  f"{machine()}; torch threads {os.environ.get('BENCH_THREADS', '1')}; "
                  f"`python tools/bench_hessian.py --write` (`make bench`).")
-        (ROOT / "BENCHMARKS.md").write_text(f"{head}<!-- bench:start -->\n{stamp}\n\n{text}\n<!-- bench:end -->\n")
+        write_section("hessian", f"{stamp}\n\n{text}")
     print(text)
     return 0
 
