@@ -119,10 +119,36 @@ def thread_inputs(params: dict) -> dict:
             **{v: os.environ.get(v, "") for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
 
 
+def data_checksums() -> str:
+    """SHA-256 of the checksum list of the data folder the loaders read (``<missing>`` without one)."""
+    sums = data_dir() / "SHA256SUMS"
+    return sha256(sums) if sums.exists() else "<missing>"
+
+
+def library_files() -> list[Path]:
+    """The lock file and the library's source files (``src/paramspace/**/*.py``), in a fixed order."""
+    root = project_root()
+    return [root / "requirements.lock", *sorted((root / "src" / "paramspace").rglob("*.py"))]
+
+
+def _hash_files(h, files: list[Path]) -> None:
+    """Feed each file's path (relative to the project root) and bytes (``<missing>``) into ``h``."""
+    root = project_root()
+    for f in files:
+        h.update(str(f.relative_to(root) if f.is_relative_to(root) else f).encode())
+        h.update(f.read_bytes() if f.exists() else b"<missing>")
+
+
+def library_digest() -> str:
+    """SHA-256 of :func:`library_files` (the per-run cache's key and the engine's same-source check)."""
+    h = hashlib.sha256()
+    _hash_files(h, library_files())
+    return h.hexdigest()
+
+
 def key_inputs(report: str, params: dict) -> dict:
     """Everything outside the repository's source that changes a report's outputs."""
-    sums = data_dir() / "SHA256SUMS"
-    return {"data_checksums": sha256(sums) if sums.exists() else "<missing>",
+    return {"data_checksums": data_checksums(),
             "packages": locked_package_versions(),
             "python": platform.python_version(),
             "device": resolved_device(params.get("device", "auto")),
@@ -135,11 +161,7 @@ def input_key(report: str, params: dict, inputs: dict | None = None) -> str:
     root = project_root()
     h = hashlib.sha256(f"v{STAMP_VERSION}".encode())
     nb = Path(get_report(report).notebook)
-    files = [nb if nb.is_absolute() else root / nb, root / "requirements.lock"]
-    files += sorted((root / "src" / "paramspace").rglob("*.py"))
-    for f in files:
-        h.update(str(f.relative_to(root) if f.is_relative_to(root) else f).encode())
-        h.update(f.read_bytes() if f.exists() else b"<missing>")
+    _hash_files(h, [nb if nb.is_absolute() else root / nb, *library_files()])
     h.update(json.dumps(params, sort_keys=True).encode())
     h.update(json.dumps(inputs if inputs is not None else key_inputs(report, params), sort_keys=True).encode())
     return h.hexdigest()
@@ -182,10 +204,15 @@ def current_file(out_dir: Path, report: str, name: str) -> Path | None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file of a unique name in the same folder."""
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file of a unique name in the same folder."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         os.chmod(tmp, 0o644)  # mkstemp makes it private; the output is for readers
         os.replace(tmp, path)
     finally:
