@@ -325,8 +325,10 @@ def _install(private: Path, out_dir: Path, report: str, stamp: dict) -> None:
 
 def run_report(report: str, profile: str = "book", overrides: dict | None = None,
                output_dir: Path | str | None = None, force: bool = False, progress: bool = True,
-               log=print, wait: bool = True) -> Path:
-    """Execute one report's notebook with ``profile`` (+ ``overrides``); return the output path."""
+               log=print, wait: bool = True, address: str | None = None) -> Path:
+    """Execute one report's notebook with ``profile`` (+ ``overrides``); return the output path.
+    ``address``: the Ray cluster the notebook's runs go to (its kernel's ``$RAY_ADDRESS``; default:
+    this process's ``$RAY_ADDRESS``, else the kernel starts its own local instance)."""
     rep = get_report(report)
     params = resolve(report, profile, overrides)  # values and cross-parameter rules, before any compute
     inputs = key_inputs(report, params)  # also: an absent CUDA device is an error now, not mid-run
@@ -348,7 +350,7 @@ def run_report(report: str, profile: str = "book", overrides: dict | None = None
         t0 = time.perf_counter()
         private = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{rep.name}.run-"))
         try:
-            _execute(rep, report, profile, params, src, private, out_dir, progress)
+            _execute(rep, report, profile, params, src, private, out_dir, progress, address)
             _install(private, out_dir, rep.name,
                      {"version": STAMP_VERSION, "key": key, "profile": profile, "params": params,
                       "inputs": {k: v for k, v in inputs.items() if k != "packages"},
@@ -360,7 +362,7 @@ def run_report(report: str, profile: str = "book", overrides: dict | None = None
 
 
 def _execute(rep, report: str, profile: str, params: dict, src: Path, private: Path, out_dir: Path,
-             progress: bool) -> None:
+             progress: bool, address: str | None = None) -> None:
     """papermill into ``private``; a failure keeps the notebook as ``.<name>.failed.ipynb``."""
     import papermill
     from nbclient.exceptions import DeadKernelError
@@ -368,11 +370,13 @@ def _execute(rep, report: str, profile: str, params: dict, src: Path, private: P
 
     executed = private / f"{rep.name}.ipynb"
     failed = out_dir / f".{rep.name}.failed.ipynb"
-    saved = os.environ.get("PARAMSPACE_OUTPUT_DIR")
+    saved = {v: os.environ.get(v) for v in ("PARAMSPACE_OUTPUT_DIR", "RAY_ADDRESS")}
     with tempfile.TemporaryDirectory() as tmp:
         nb_in = Path(tmp) / f"{rep.name}.ipynb"
         to_ipynb(src, nb_in)
         os.environ["PARAMSPACE_OUTPUT_DIR"] = str(private.resolve())
+        if address:
+            os.environ["RAY_ADDRESS"] = address  # the kernel's engine connects to it
         try:
             papermill.execute_notebook(str(nb_in), str(executed), parameters=params, kernel_name="python3",
                                        cwd=str(project_root() / "notebooks"), progress_bar=progress,
@@ -393,24 +397,40 @@ def _execute(rep, report: str, profile: str, params: dict, src: Path, private: P
                 f"out of memory is the usual cause; try a smaller profile or fewer rows){kept}"
             ) from None
         finally:
-            if saved is None:
-                os.environ.pop("PARAMSPACE_OUTPUT_DIR", None)
-            else:
-                os.environ["PARAMSPACE_OUTPUT_DIR"] = saved
+            for var, value in saved.items():
+                if value is None:
+                    os.environ.pop(var, None)
+                else:
+                    os.environ[var] = value
     _hide_default_parameters(executed)
 
 
 def run_all(profile: str = "book", output_dir=None, force: bool = False, device: str | None = None,
-            log=print) -> list[Path]:
+            log=print, address: str | None = None) -> list[Path]:
     """Run every report (in order; stop at the first failure), publish the committed companion pages
-    (other profiles, never re-executed; see :mod:`paramspace.companion`), then write the scorecard."""
+    (other profiles, never re-executed; see :mod:`paramspace.companion`), then write the scorecard.
+    The reports' runs go to the Ray cluster at ``address`` (or ``$RAY_ADDRESS``); without one, ONE
+    local Ray instance started here serves every notebook's kernel, and is stopped at the end."""
     from .claims import write_scorecard
     from .companion import publish
 
     overrides = {"device": device} if device else None
     for name in REPORTS:  # every report's parameters (and cross-parameter rules) before any compute
         resolve(name, profile, overrides)
-    outs = [run_report(name, profile, overrides, output_dir, force, log=log) for name in REPORTS]
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    started = False
+    if address is None and os.environ.get("PARAMSPACE_ENGINE", "local-ray") != "serial":
+        from .engine import init_ray
+
+        address, started = init_ray(), True
+    try:
+        outs = [run_report(name, profile, overrides, output_dir, force, log=log, address=address)
+                for name in REPORTS]
+    finally:
+        if started:
+            from .engine import shutdown_ray
+
+            shutdown_ray()
     publish(Path(output_dir) if output_dir is not None else default_output_dir())
     write_scorecard(Path(output_dir) if output_dir is not None else default_output_dir())
     return outs
