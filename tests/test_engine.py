@@ -165,6 +165,15 @@ def test_serial_engine_same_cache_and_failure_rules(log, monkeypatch):
     assert executed(log) == [1]
 
 
+def test_run_cache_off_recomputes_and_stores_nothing(log, monkeypatch):
+    monkeypatch.setenv("PARAMSPACE_ENGINE", "serial")
+    execute_plan(TOY, runs(log, [1, 2]), progress=False)
+    executed(log)
+    monkeypatch.setenv("PARAMSPACE_RUN_CACHE", "off")
+    assert [r["x2"] for r in execute_plan(TOY, runs(log, [1, 2, 3]), progress=False)] == [1, 4, 9]
+    assert executed(log) == [1, 2, 3] and not Path("off").exists()
+
+
 def test_unknown_engine_is_an_error(log, monkeypatch):
     monkeypatch.setenv("PARAMSPACE_ENGINE", "threads")
     with pytest.raises(ValueError, match="local-ray, serial"):
@@ -275,3 +284,36 @@ def test_runner_gives_the_kernel_the_address(tmp_path, monkeypatch):
                       address="10.0.0.7:6379")
     assert (out / "address.txt").read_text() == "10.0.0.7:6379"
     assert "RAY_ADDRESS" not in os.environ  # restored after the run
+
+
+def test_cluster_for_kernels(ray_address, monkeypatch):
+    """The runner's instance for the kernels: a given address as is; none in serial mode; else the local
+    instance, reused when this process already has one, and then left running."""
+    import ray
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    with engine.cluster_for_kernels("10.0.0.8:6379") as addr:
+        assert addr == "10.0.0.8:6379"
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.9:6379")
+    with engine.cluster_for_kernels() as addr:
+        assert addr == "10.0.0.9:6379"
+    monkeypatch.delenv("RAY_ADDRESS")
+    with monkeypatch.context() as mp:
+        mp.setenv("PARAMSPACE_ENGINE", "serial")
+        with engine.cluster_for_kernels() as addr:
+            assert addr is None
+    with engine.cluster_for_kernels() as addr:
+        assert addr == ray_address
+    assert ray.is_initialized()  # not started here, so not stopped here
+
+
+def test_runner_gives_a_cluster_only_to_reports_that_use_the_engine(ray_address, monkeypatch):
+    import importlib
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.delenv("PARAMSPACE_ENGINE", raising=False)
+    with runner._kernels_cluster("fake_report", None) as addr:  # not a report module: no Ray
+        assert addr is None
+    monkeypatch.setattr(reports, "module", lambda name: importlib.import_module(TOY))  # a module with plan
+    with runner._kernels_cluster("metric_analysis", None) as addr:
+        assert addr == ray_address

@@ -25,8 +25,13 @@ pytestmark = pytest.mark.slow
 def smoke_outputs(tmp_path_factory):
     out = tmp_path_factory.mktemp("reports")
     logs = []
-    for name in reports.REPORTS:
-        run_report(name, "smoke", output_dir=out, force=True, progress=False, log=logs.append)
+    with pytest.MonkeyPatch.context() as mp:
+        # the runs in each kernel's own process (a Ray start-up per notebook costs more than a smoke
+        # run here; tests/test_engine.py runs the engine on real Ray), none of them from the run cache
+        mp.setenv("PARAMSPACE_ENGINE", "serial")
+        mp.setenv("PARAMSPACE_RUN_CACHE", str(tmp_path_factory.mktemp("run_cache")))
+        for name in reports.REPORTS:
+            run_report(name, "smoke", output_dir=out, force=True, progress=False, log=logs.append)
     write_scorecard(out)
     return out
 

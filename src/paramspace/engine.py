@@ -3,9 +3,10 @@
 ``execute_plan(report, runs)`` returns ``[execute(run) for run in runs]`` of the report module, in plan
 order, computed in one of three modes:
 
-* ``local-ray`` (default): an embedded local Ray instance using every core of this machine, started on
-  first use (``ray.init(address="local", num_cpus=<all cores>, include_dashboard=False)``), reused while
-  the process lives (or one that the caller already initialised), stopped at process exit;
+* ``local-ray`` (default): an embedded local Ray instance using every core of this machine
+  (``ray.init(address="local", num_cpus=<all cores>, include_dashboard=False)``): the runner starts
+  one for the notebook kernels and stops it at the end (:func:`cluster_for_kernels`); a process without
+  one (a notebook opened by hand) starts its own on first use, reused while it lives, stopped at exit;
 * ``address``: the same tasks on an existing Ray cluster, ``address=`` or ``$RAY_ADDRESS``
   (``ray start --head`` prints it); the runner passes one to the notebook kernels this way;
 * ``serial``: in this process, no Ray (``PARAMSPACE_ENGINE=serial``), for debugging.
@@ -18,7 +19,7 @@ back with the digest of the worker's library source, and a worker whose source d
 driver's is an error, never a cached result.
 
 The per-run cache: ``<root>/<report>/<key>.pkl`` (root ``$PARAMSPACE_RUN_CACHE``, default
-``.cache/runs`` under the project root), key = SHA-256 of the report, the run (canonical JSON), the
+``.cache/runs`` under the project root; ``off`` turns it off), key = SHA-256 of the report, the run (canonical JSON), the
 resolved device, the library source and lock file, the data checksum list, the installed versions of
 the locked packages and the Python version (the runner's key helpers).  A result is written as soon as
 it arrives (temporary file + ``os.replace``), so an interrupted plan resumes where it stopped; an entry
@@ -29,6 +30,7 @@ after the other runs finished (and were cached) :class:`RunFailed` names the rep
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import importlib
 import json
@@ -97,6 +99,11 @@ def run_key(report: str, run: dict, inputs: dict) -> str:
     h.update(f"\ndevice={run_device(run)}\n".encode())
     h.update(json.dumps(inputs, sort_keys=True).encode())
     return h.hexdigest()
+
+
+def cache_enabled() -> bool:
+    """``PARAMSPACE_RUN_CACHE=off`` turns the per-run cache off (every run recomputed, none stored)."""
+    return os.environ.get("PARAMSPACE_RUN_CACHE", "").strip().lower() not in ("off", "0", "false", "no")
 
 
 def cache_root() -> Path:
@@ -170,6 +177,19 @@ def worker_pythonpath() -> str:
 _STARTED_HERE = False
 
 
+def import_ray():
+    """``import ray`` without the notes it prints inside a notebook kernel (no ipywidgets here: tqdm's
+    IProgress warning and Ray's "missing packages" line)."""
+    import logging
+    import warnings
+
+    logging.getLogger("ray.widgets.util").setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        import ray
+    return ray
+
+
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> str:
     """Connect to Ray once per process and return the cluster's address: the instance this process
     already initialised, else the cluster at ``address`` (or ``$RAY_ADDRESS``), else a new embedded local
@@ -181,11 +201,11 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> str:
     global _STARTED_HERE
     import logging
 
-    import ray
-
+    ray = import_ray()
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS") or None
-        common = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+        # ERROR: no start-up notes in the notebooks; the runs' own output stays in the workers' logs
+        common = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
         if address:
             ray.init(address=address, **common)
         else:
@@ -206,11 +226,29 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> str:
     return ray.get_runtime_context().gcs_address
 
 
+@contextlib.contextmanager
+def cluster_for_kernels(address: str | None = None):
+    """The Ray address a runner gives its notebook kernels (their ``$RAY_ADDRESS``): ``address`` or
+    ``$RAY_ADDRESS`` as given; ``None`` with ``PARAMSPACE_ENGINE=serial``; else a local instance
+    started here (stopped on leaving, if this process started it), so that a kernel only connects:
+    a kernel that owned the instance would not stop it within the kernel's shutdown grace time."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address or engine_mode() == "serial":
+        yield address
+        return
+    owned = not import_ray().is_initialized()
+    address = init_ray()
+    try:
+        yield address
+    finally:
+        if owned:
+            shutdown_ray()
+
+
 def shutdown_ray() -> None:
     """Stop the Ray connection of this process (the local instance too, if this process started it)."""
     global _STARTED_HERE
-    import ray
-
+    ray = import_ray()
     if ray.is_initialized():
         ray.shutdown()
     _STARTED_HERE = False
@@ -244,9 +282,10 @@ def execute_plan(report: str, runs: list[dict], *, address: str | None = None, c
     the others as Ray tasks (``PARAMSPACE_ENGINE=serial``: in this process), each result cached as it
     arrives.  A failing run raises :class:`RunFailed` (report and run parameters, one line) once the
     other runs finished and were cached."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     mod = report_module(report)
+    cache = cache and cache_enabled()
     runs = list(runs)
     n = len(runs)
     for run in runs:
@@ -291,7 +330,7 @@ def execute_plan(report: str, runs: list[dict], *, address: str | None = None, c
 
 
 def _ray_execute(report, mod, runs, todo, address, done, failures, bar) -> None:
-    import ray
+    ray = import_ray()
     from ray.exceptions import RayError
 
     from .runner import library_digest

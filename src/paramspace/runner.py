@@ -350,7 +350,8 @@ def run_report(report: str, profile: str = "book", overrides: dict | None = None
         t0 = time.perf_counter()
         private = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{rep.name}.run-"))
         try:
-            _execute(rep, report, profile, params, src, private, out_dir, progress, address)
+            with _kernels_cluster(report, address) as address:
+                _execute(rep, report, profile, params, src, private, out_dir, progress, address)
             _install(private, out_dir, rep.name,
                      {"version": STAMP_VERSION, "key": key, "profile": profile, "params": params,
                       "inputs": {k: v for k, v in inputs.items() if k != "packages"},
@@ -359,6 +360,18 @@ def run_report(report: str, profile: str = "book", overrides: dict | None = None
             shutil.rmtree(private, ignore_errors=True)
     log(f"[{report}] done in {time.perf_counter() - t0:.0f} s")
     return out
+
+
+def _kernels_cluster(report: str, address: str | None):
+    """The Ray cluster for the kernel (:func:`paramspace.engine.cluster_for_kernels`) when the report
+    runs its plan through the engine (a report module with ``plan``), else nothing."""
+    from . import reports
+
+    if report in reports.NAMES and hasattr(reports.module(report), "plan"):
+        from .engine import cluster_for_kernels
+
+        return cluster_for_kernels(address)
+    return contextlib.nullcontext(address)
 
 
 def _execute(rep, report: str, profile: str, params: dict, src: Path, private: Path, out_dir: Path,
@@ -417,20 +430,14 @@ def run_all(profile: str = "book", output_dir=None, force: bool = False, device:
     overrides = {"device": device} if device else None
     for name in REPORTS:  # every report's parameters (and cross-parameter rules) before any compute
         resolve(name, profile, overrides)
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    started = False
-    if address is None and os.environ.get("PARAMSPACE_ENGINE", "local-ray") != "serial":
-        from .engine import init_ray
+    from .engine import cluster_for_kernels
 
-        address, started = init_ray(), True
-    try:
+    out_dir = Path(output_dir) if output_dir is not None else default_output_dir()
+    stale = force or any(current_outputs(out_dir, name, input_key(name, resolve(name, profile, overrides)))
+                         is None for name in REPORTS)
+    with cluster_for_kernels(address) if stale else contextlib.nullcontext(address) as address:
         outs = [run_report(name, profile, overrides, output_dir, force, log=log, address=address)
                 for name in REPORTS]
-    finally:
-        if started:
-            from .engine import shutdown_ray
-
-            shutdown_ray()
     publish(Path(output_dir) if output_dir is not None else default_output_dir())
     write_scorecard(Path(output_dir) if output_dir is not None else default_output_dir())
     return outs
