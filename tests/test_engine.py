@@ -174,6 +174,13 @@ def test_run_cache_off_recomputes_and_stores_nothing(log, monkeypatch):
     assert executed(log) == [1, 2, 3] and not Path("off").exists()
 
 
+def test_failure_line_of_a_worker_without_this_engine():
+    exc = RuntimeError("The remote function failed to import on the worker. This may be because ...\nmore")
+    line = engine._describe("r", 0, 3, {"x": 1}, exc)
+    assert line.startswith('report \'r\': run 1/3 {"x":1} failed: RuntimeError: the worker cannot import')
+    assert engine.source_dir() in line and "\n" not in line
+
+
 def test_unknown_engine_is_an_error(log, monkeypatch):
     monkeypatch.setenv("PARAMSPACE_ENGINE", "threads")
     with pytest.raises(ValueError, match="local-ray, serial"):

@@ -190,6 +190,26 @@ def import_ray():
     return ray
 
 
+def _token_auth_if_available() -> None:
+    """Before connecting to a cluster: send this user's Ray token (``~/.ray/auth_token``, which
+    ``ray start`` uses) when ``RAY_AUTH_MODE`` is unset, as a process that started the cluster does."""
+    import logging
+
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    try:
+        from ray._private.authentication import authentication_token_setup as auth
+    except ImportError:  # another Ray version: its own rules apply
+        return
+    log = logging.getLogger(auth.__name__)
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        auth.maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    finally:
+        log.setLevel(level)
+
+
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> str:
     """Connect to Ray once per process and return the cluster's address: the instance this process
     already initialised, else the cluster at ``address`` (or ``$RAY_ADDRESS``), else a new embedded local
@@ -207,6 +227,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> str:
         # ERROR: no start-up notes in the notebooks; the runs' own output stays in the workers' logs
         common = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
         if address:
+            _token_auth_if_available()
             ray.init(address=address, **common)
         else:
             cpus = num_cpus or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
@@ -273,6 +294,9 @@ def _execute_one(report: str, run: dict) -> tuple[Any, str, str]:
 def _describe(report: str, i: int, n: int, run: dict, exc: BaseException) -> str:
     cause = getattr(exc, "cause", None) or exc  # a RayTaskError wraps the run's own exception
     what = (str(cause).strip().splitlines() or [""])[0]
+    if "failed to import on the worker" in what:  # the worker's paramspace lacks this engine
+        what = (f"the worker cannot import paramspace.engine: its paramspace is not this source tree "
+                f"({source_dir()}); start the cluster with it on PYTHONPATH")
     return f"report {report!r}: run {i + 1}/{n} {canonical_json(run)} failed: {type(cause).__name__}: {what}"
 
 
