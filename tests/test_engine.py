@@ -314,13 +314,20 @@ def test_cluster_for_kernels(ray_address, monkeypatch):
     assert ray.is_initialized()  # not started here, so not stopped here
 
 
-def test_runner_gives_a_cluster_only_to_reports_that_use_the_engine(ray_address, monkeypatch):
+def test_runner_gives_a_cluster_only_to_reports_that_use_the_engine(ray_address, log, monkeypatch):
     import importlib
 
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     monkeypatch.delenv("PARAMSPACE_ENGINE", raising=False)
-    with runner._kernels_cluster("fake_report", None) as addr:  # not a report module: no Ray
+    with runner._kernels_cluster("fake_report", {}, None) as addr:  # not a report module: no Ray
         assert addr is None
     monkeypatch.setattr(reports, "module", lambda name: importlib.import_module(TOY))  # a module with plan
-    with runner._kernels_cluster("metric_analysis", None) as addr:
+    P = {"xs": [1, 2], "log": str(log)}
+    with runner._kernels_cluster("metric_analysis", P, None) as addr:
         assert addr == ray_address
+    monkeypatch.setenv("PARAMSPACE_ENGINE", "serial")
+    reports.run_all("metric_analysis", P, progress=False)
+    monkeypatch.delenv("PARAMSPACE_ENGINE")
+    assert engine.all_cached("metric_analysis", importlib.import_module(TOY).plan(P))
+    with runner._kernels_cluster("metric_analysis", P, None) as addr:  # every run cached: no Ray needed
+        assert addr is None

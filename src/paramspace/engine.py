@@ -143,6 +143,14 @@ def cache_store(report: str, key: str, run: dict, result: Any) -> None:
                                           protocol=pickle.HIGHEST_PROTOCOL))
 
 
+def all_cached(report: str, runs: list[dict]) -> bool:
+    """Whether every run of ``runs`` has a readable entry in the per-run cache."""
+    if not cache_enabled():
+        return False
+    inputs = plan_inputs()
+    return all(cache_load(report, run_key(report, run, inputs)) is not _MISSING for run in runs)
+
+
 # --- resources -----------------------------------------------------------------------------------------
 
 

@@ -350,7 +350,7 @@ def run_report(report: str, profile: str = "book", overrides: dict | None = None
         t0 = time.perf_counter()
         private = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{rep.name}.run-"))
         try:
-            with _kernels_cluster(report, address) as address:
+            with _kernels_cluster(report, params, address) as address:
                 _execute(rep, report, profile, params, src, private, out_dir, progress, address)
             _install(private, out_dir, rep.name,
                      {"version": STAMP_VERSION, "key": key, "profile": profile, "params": params,
@@ -362,15 +362,17 @@ def run_report(report: str, profile: str = "book", overrides: dict | None = None
     return out
 
 
-def _kernels_cluster(report: str, address: str | None):
+def _kernels_cluster(report: str, params: dict, address: str | None):
     """The Ray cluster for the kernel (:func:`paramspace.engine.cluster_for_kernels`) when the report
-    runs its plan through the engine (a report module with ``plan``), else nothing."""
+    runs its plan through the engine (a report module with ``plan``) and some run of ``plan(params)``
+    is not in the per-run cache, else nothing (no Ray start-up for a notebook that only reads back)."""
     from . import reports
 
     if report in reports.NAMES and hasattr(reports.module(report), "plan"):
-        from .engine import cluster_for_kernels
+        from .engine import all_cached, cluster_for_kernels
 
-        return cluster_for_kernels(address)
+        if address or os.environ.get("RAY_ADDRESS") or not all_cached(report, reports.module(report).plan(params)):
+            return cluster_for_kernels(address)
     return contextlib.nullcontext(address)
 
 
