@@ -5,6 +5,7 @@
 #   make show NAME=parameter_relevance PROFILE=paper SET="..."   the parameters a run would use
 #   make companion NAME=parameter_relevance PROFILE=paper DEVICE=cuda   run one report at another scale and
 #                                  store it in book/scale/<profile>/ (a companion page beside the book's; commit it)
+#   make report NAME=... PROFILE=paper ADDRESS=10.0.0.5:6379   the runs on a Ray cluster (`ray start --head`)
 #   make list                      list reports and profiles
 #   make data                      verify data/ and restore missing, empty or corrupt files from the mirror
 #   make bench                     peak memory of the Hessian at the paper sizes -> BENCHMARKS.md;
@@ -17,11 +18,12 @@ PROFILE ?= book
 DEVICE ?=
 NAME ?=
 SET ?=
+ADDRESS ?=
 DATA_MIRROR ?= $(abspath $(CURDIR)/../shared/data)
 STAMP := $(VENV)/.installed
 # The user's values reach the shell through the environment, never pasted into a command line:
 # `make report SET="hidden=[8, 8]"` and names with spaces or quotes stay one word each.
-export NAME SET PROFILE DEVICE DATA_MIRROR
+export NAME SET PROFILE DEVICE ADDRESS DATA_MIRROR
 
 .PHONY: all venv book reports report show companion test list lock data bench clean distclean
 
@@ -44,7 +46,7 @@ data:
 	@python3 tools/restore_data.py
 
 reports: $(STAMP)
-	$(BIN)/python -m paramspace all --profile "$$PROFILE" $${DEVICE:+--device "$$DEVICE"}
+	$(BIN)/python -m paramspace all --profile "$$PROFILE" $${DEVICE:+--device "$$DEVICE"} $${ADDRESS:+--address "$$ADDRESS"}
 
 book: reports
 	$(BIN)/jupyter-book build book --warningiserror --keep-going
@@ -52,8 +54,8 @@ book: reports
 	@echo "The site is at $(CURDIR)/book/_build/html/index.html"
 
 report: $(STAMP)
-	@test -n "$$NAME" || { echo "usage: make report NAME=<report> [PROFILE=book|smoke|paper] [DEVICE=cpu|cuda] [SET='k=v ...']"; $(BIN)/python -m paramspace list; exit 2; }
-	$(BIN)/python -m paramspace run "$$NAME" --profile "$$PROFILE" $${DEVICE:+--device "$$DEVICE"} --set-string "$$SET"
+	@test -n "$$NAME" || { echo "usage: make report NAME=<report> [PROFILE=book|smoke|paper] [DEVICE=cpu|cuda] [SET='k=v ...'] [ADDRESS=host:port]"; $(BIN)/python -m paramspace list; exit 2; }
+	$(BIN)/python -m paramspace run "$$NAME" --profile "$$PROFILE" $${DEVICE:+--device "$$DEVICE"} $${ADDRESS:+--address "$$ADDRESS"} --set-string "$$SET"
 
 show: $(STAMP)
 	@test -n "$$NAME" || { echo "usage: make show NAME=<report> [PROFILE=book|smoke|paper] [DEVICE=...] [SET='k=v ...']"; exit 2; }

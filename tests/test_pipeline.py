@@ -21,6 +21,17 @@ ROOT = project_root()
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _runs_in_process_uncached():
+    """Every report's runs in the kernel's (or this) process and none from or into the per-run cache:
+    a Ray start-up per notebook costs more than a smoke run here (tests/test_engine.py runs the engine
+    on real Ray), and a cached run would hide a nondeterministic one."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PARAMSPACE_ENGINE", "serial")
+        mp.setenv("PARAMSPACE_RUN_CACHE", "off")
+        yield
+
+
 @pytest.fixture(scope="module")
 def smoke_outputs(tmp_path_factory):
     out = tmp_path_factory.mktemp("reports")

@@ -7,6 +7,7 @@ Examples::
     python -m paramspace run parameter_relevance --profile smoke --set n_seeds=3 --set "hidden=[32, 32]"
     python -m paramspace run parameter_relevance --profile paper --device cuda
     python -m paramspace all --profile book
+    python -m paramspace run parameter_relevance --profile paper --address 10.0.0.5:6379   # a Ray cluster
     python -m paramspace companion parameter_relevance --profile paper --device cuda   # -> book/scale/paper/
 """
 
@@ -137,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     for p in (sub.choices["run"], p_all):
         p.add_argument("--out", default=None, help="output folder (default: book/reports)")
         p.add_argument("--force", action="store_true", help="run even if the inputs are unchanged")
+        p.add_argument("--address", default=None,
+                       help="Ray cluster for the report's runs (default: $RAY_ADDRESS, else a local instance)")
     sub.choices["run"].add_argument("--no-wait", action="store_true",
                                     help="fail at once if this report is already running into --out")
     for p in (sub.choices["show"], sub.choices["run"], p_comp):
@@ -166,9 +169,10 @@ def main(argv: list[str] | None = None) -> int:
 
                 store(args.report, args.profile, overrides, args.dir)
             elif args.cmd == "run":
-                run_report(args.report, args.profile, overrides, args.out, args.force, wait=not args.no_wait)
+                run_report(args.report, args.profile, overrides, args.out, args.force, wait=not args.no_wait,
+                           address=args.address)
             else:
-                run_all(args.profile, args.out, args.force, args.device)
+                run_all(args.profile, args.out, args.force, args.device, address=args.address)
         except ProfileError:
             raise
         except (ReportFailed, RuntimeError, OSError, ValueError) as exc:  # DataError is a RuntimeError

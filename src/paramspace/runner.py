@@ -119,10 +119,36 @@ def thread_inputs(params: dict) -> dict:
             **{v: os.environ.get(v, "") for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
 
 
+def data_checksums() -> str:
+    """SHA-256 of the checksum list of the data folder the loaders read (``<missing>`` without one)."""
+    sums = data_dir() / "SHA256SUMS"
+    return sha256(sums) if sums.exists() else "<missing>"
+
+
+def library_files() -> list[Path]:
+    """The lock file and the library's source files (``src/paramspace/**/*.py``), in a fixed order."""
+    root = project_root()
+    return [root / "requirements.lock", *sorted((root / "src" / "paramspace").rglob("*.py"))]
+
+
+def _hash_files(h, files: list[Path]) -> None:
+    """Feed each file's path (relative to the project root) and bytes (``<missing>``) into ``h``."""
+    root = project_root()
+    for f in files:
+        h.update(str(f.relative_to(root) if f.is_relative_to(root) else f).encode())
+        h.update(f.read_bytes() if f.exists() else b"<missing>")
+
+
+def library_digest() -> str:
+    """SHA-256 of :func:`library_files` (the per-run cache's key and the engine's same-source check)."""
+    h = hashlib.sha256()
+    _hash_files(h, library_files())
+    return h.hexdigest()
+
+
 def key_inputs(report: str, params: dict) -> dict:
     """Everything outside the repository's source that changes a report's outputs."""
-    sums = data_dir() / "SHA256SUMS"
-    return {"data_checksums": sha256(sums) if sums.exists() else "<missing>",
+    return {"data_checksums": data_checksums(),
             "packages": locked_package_versions(),
             "python": platform.python_version(),
             "device": resolved_device(params.get("device", "auto")),
@@ -135,11 +161,7 @@ def input_key(report: str, params: dict, inputs: dict | None = None) -> str:
     root = project_root()
     h = hashlib.sha256(f"v{STAMP_VERSION}".encode())
     nb = Path(get_report(report).notebook)
-    files = [nb if nb.is_absolute() else root / nb, root / "requirements.lock"]
-    files += sorted((root / "src" / "paramspace").rglob("*.py"))
-    for f in files:
-        h.update(str(f.relative_to(root) if f.is_relative_to(root) else f).encode())
-        h.update(f.read_bytes() if f.exists() else b"<missing>")
+    _hash_files(h, [nb if nb.is_absolute() else root / nb, *library_files()])
     h.update(json.dumps(params, sort_keys=True).encode())
     h.update(json.dumps(inputs if inputs is not None else key_inputs(report, params), sort_keys=True).encode())
     return h.hexdigest()
@@ -182,10 +204,15 @@ def current_file(out_dir: Path, report: str, name: str) -> Path | None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file of a unique name in the same folder."""
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file of a unique name in the same folder."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         os.chmod(tmp, 0o644)  # mkstemp makes it private; the output is for readers
         os.replace(tmp, path)
     finally:
@@ -298,8 +325,10 @@ def _install(private: Path, out_dir: Path, report: str, stamp: dict) -> None:
 
 def run_report(report: str, profile: str = "book", overrides: dict | None = None,
                output_dir: Path | str | None = None, force: bool = False, progress: bool = True,
-               log=print, wait: bool = True) -> Path:
-    """Execute one report's notebook with ``profile`` (+ ``overrides``); return the output path."""
+               log=print, wait: bool = True, address: str | None = None) -> Path:
+    """Execute one report's notebook with ``profile`` (+ ``overrides``); return the output path.
+    ``address``: the Ray cluster the notebook's runs go to (its kernel's ``$RAY_ADDRESS``; default:
+    this process's ``$RAY_ADDRESS``, else the kernel starts its own local instance)."""
     rep = get_report(report)
     params = resolve(report, profile, overrides)  # values and cross-parameter rules, before any compute
     inputs = key_inputs(report, params)  # also: an absent CUDA device is an error now, not mid-run
@@ -321,7 +350,8 @@ def run_report(report: str, profile: str = "book", overrides: dict | None = None
         t0 = time.perf_counter()
         private = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{rep.name}.run-"))
         try:
-            _execute(rep, report, profile, params, src, private, out_dir, progress)
+            with _kernels_cluster(report, params, address) as address:
+                _execute(rep, report, profile, params, src, private, out_dir, progress, address)
             _install(private, out_dir, rep.name,
                      {"version": STAMP_VERSION, "key": key, "profile": profile, "params": params,
                       "inputs": {k: v for k, v in inputs.items() if k != "packages"},
@@ -332,8 +362,22 @@ def run_report(report: str, profile: str = "book", overrides: dict | None = None
     return out
 
 
+def _kernels_cluster(report: str, params: dict, address: str | None):
+    """The Ray cluster for the kernel (:func:`paramspace.engine.cluster_for_kernels`) when the report
+    runs its plan through the engine (a report module with ``plan``) and some run of ``plan(params)``
+    is not in the per-run cache, else nothing (no Ray start-up for a notebook that only reads back)."""
+    from . import reports
+
+    if report in reports.NAMES and hasattr(reports.module(report), "plan"):
+        from .engine import all_cached, cluster_for_kernels
+
+        if address or os.environ.get("RAY_ADDRESS") or not all_cached(report, reports.module(report).plan(params)):
+            return cluster_for_kernels(address)
+    return contextlib.nullcontext(address)
+
+
 def _execute(rep, report: str, profile: str, params: dict, src: Path, private: Path, out_dir: Path,
-             progress: bool) -> None:
+             progress: bool, address: str | None = None) -> None:
     """papermill into ``private``; a failure keeps the notebook as ``.<name>.failed.ipynb``."""
     import papermill
     from nbclient.exceptions import DeadKernelError
@@ -341,11 +385,13 @@ def _execute(rep, report: str, profile: str, params: dict, src: Path, private: P
 
     executed = private / f"{rep.name}.ipynb"
     failed = out_dir / f".{rep.name}.failed.ipynb"
-    saved = os.environ.get("PARAMSPACE_OUTPUT_DIR")
+    saved = {v: os.environ.get(v) for v in ("PARAMSPACE_OUTPUT_DIR", "RAY_ADDRESS")}
     with tempfile.TemporaryDirectory() as tmp:
         nb_in = Path(tmp) / f"{rep.name}.ipynb"
         to_ipynb(src, nb_in)
         os.environ["PARAMSPACE_OUTPUT_DIR"] = str(private.resolve())
+        if address:
+            os.environ["RAY_ADDRESS"] = address  # the kernel's engine connects to it
         try:
             papermill.execute_notebook(str(nb_in), str(executed), parameters=params, kernel_name="python3",
                                        cwd=str(project_root() / "notebooks"), progress_bar=progress,
@@ -366,24 +412,34 @@ def _execute(rep, report: str, profile: str, params: dict, src: Path, private: P
                 f"out of memory is the usual cause; try a smaller profile or fewer rows){kept}"
             ) from None
         finally:
-            if saved is None:
-                os.environ.pop("PARAMSPACE_OUTPUT_DIR", None)
-            else:
-                os.environ["PARAMSPACE_OUTPUT_DIR"] = saved
+            for var, value in saved.items():
+                if value is None:
+                    os.environ.pop(var, None)
+                else:
+                    os.environ[var] = value
     _hide_default_parameters(executed)
 
 
 def run_all(profile: str = "book", output_dir=None, force: bool = False, device: str | None = None,
-            log=print) -> list[Path]:
+            log=print, address: str | None = None) -> list[Path]:
     """Run every report (in order; stop at the first failure), publish the committed companion pages
-    (other profiles, never re-executed; see :mod:`paramspace.companion`), then write the scorecard."""
+    (other profiles, never re-executed; see :mod:`paramspace.companion`), then write the scorecard.
+    The reports' runs go to the Ray cluster at ``address`` (or ``$RAY_ADDRESS``); without one, ONE
+    local Ray instance started here serves every notebook's kernel, and is stopped at the end."""
     from .claims import write_scorecard
     from .companion import publish
 
     overrides = {"device": device} if device else None
     for name in REPORTS:  # every report's parameters (and cross-parameter rules) before any compute
         resolve(name, profile, overrides)
-    outs = [run_report(name, profile, overrides, output_dir, force, log=log) for name in REPORTS]
+    from .engine import cluster_for_kernels
+
+    out_dir = Path(output_dir) if output_dir is not None else default_output_dir()
+    stale = force or any(current_outputs(out_dir, name, input_key(name, resolve(name, profile, overrides)))
+                         is None for name in REPORTS)
+    with cluster_for_kernels(address) if stale else contextlib.nullcontext(address) as address:
+        outs = [run_report(name, profile, overrides, output_dir, force, log=log, address=address)
+                for name in REPORTS]
     publish(Path(output_dir) if output_dir is not None else default_output_dir())
     write_scorecard(Path(output_dir) if output_dir is not None else default_output_dir())
     return outs

@@ -101,10 +101,13 @@ def setup(report: str, namespace: dict[str, Any]):
     return P, prov
 
 
-def run_all(report: str, P: dict[str, Any]) -> Any:
-    """``summarize(P, [execute(r) for r in plan(P)])`` of ``report``, in this process."""
+def run_all(report: str, P: dict[str, Any], **engine) -> Any:
+    """``summarize(P, [execute(r) for r in plan(P)])`` of ``report``, the runs through the engine
+    (:func:`paramspace.engine.execute_plan`: Ray tasks, the per-run cache; ``engine`` its options)."""
+    from ..engine import execute_plan
+
     mod = module(report)
-    return mod.summarize(P, [mod.execute(r) for r in mod.plan(P)])
+    return mod.summarize(P, execute_plan(report, mod.plan(P), **engine))
 
 
 __all__ = ["DEVICES", "NAMES", "PROFILES", "REPORTS", "ProfileError", "Report", "get_report", "module",
