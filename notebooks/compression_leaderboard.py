@@ -87,7 +87,7 @@ from paramspace import claims as C
 from paramspace import plots
 from paramspace.pages import titled_table
 from paramspace.reports import compression_leaderboard as LB
-from paramspace.reports import setup
+from paramspace.reports import run_all, setup
 
 REPORT = "compression_leaderboard"
 P, prov = setup(REPORT, globals())  # validates every parameter (and the rules across them) before any compute
@@ -101,7 +101,7 @@ P, prov = setup(REPORT, globals())  # validates every parameter (and the rules a
 
 # %%
 display(Markdown(LB.describe(P) + "."))
-results = LB.summarize(P, [LB.execute(run) for run in LB.plan(P)])
+results = run_all(REPORT, P)  # one run per data set x seed (LB.plan), on the engine, then LB.summarize
 
 # %% tags=["hide-input"]
 display(Markdown(titled_table("The shared models (means over seeds)", "tab-lb-models",

@@ -99,7 +99,7 @@ from paramspace import claims as C
 from paramspace import plots
 from paramspace.pages import titled_table
 from paramspace.reports import parameter_relevance as R
-from paramspace.reports import setup
+from paramspace.reports import run_all, setup
 
 REPORT = "parameter_relevance"
 P, prov = setup(REPORT, globals())  # validates every parameter (and the rules across them) before any compute
@@ -207,7 +207,7 @@ plt.show()
 # %%
 display(Markdown(f"**This run:** {R.describe(P)}; data sets: {', '.join(P['datasets'])}; "
                  f"condition index: `{P['condition_index']}`; profile `{P['profile']}`."))
-results = R.summarize(P, [R.execute(run) for run in R.plan(P)])
+results = run_all(REPORT, P)  # one run per data set x seed (R.plan), on the engine, then R.summarize
 
 # %% tags=["hide-input"]
 display(Markdown(titled_table("The trained networks before pruning", "tab-r5-models",

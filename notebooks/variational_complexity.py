@@ -129,12 +129,11 @@ cpu_threads = 1
 # %% tags=["remove-cell"]
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
-from tqdm import tqdm
 
 from paramspace import claims as C
 from paramspace import plots
 from paramspace.pages import titled_table
-from paramspace.reports import setup
+from paramspace.reports import run_all, setup
 from paramspace.reports import variational_complexity as vc
 
 REPORT = "variational_complexity"
@@ -182,7 +181,7 @@ display(Markdown(titled_table("Protocol: the deck, the authors' published code a
 display(Markdown(f"**This run:** {vc.describe(P)}; profile `{P['profile']}`."))
 
 # %%
-results = vc.summarize(P, [vc.execute(r) for r in tqdm(vc.plan(P), desc="runs")])
+results = run_all(REPORT, P)  # per seed: each λ, each hypernetwork, each prior variance (vc.plan), then vc.summarize
 tables = results["tables"]
 
 # %% [markdown]

@@ -227,6 +227,10 @@ def test_default_resources_and_a_reports_own():
     assert engine.resources(Plain, {"device": "cuda:1"}) == {"num_cpus": 1, "num_gpus": 0.25}
     assert engine.resources(Plain, {}) == {"num_cpus": 1, "num_gpus": 0}
     assert engine.resources(Own, {"threads": 4}) == {"num_cpus": 4, "num_gpus": 0.5}
+    # a run computing with n torch threads holds n CPUs; 0 (torch's default) and nonsense count as 1
+    assert engine.resources(Plain, {"device": "cpu", "cpu_threads": 2}) == {"num_cpus": 2, "num_gpus": 0}
+    assert engine.resources(Plain, {"cpu_threads": 0}) == {"num_cpus": 1, "num_gpus": 0}
+    assert engine.resources(Plain, {"cpu_threads": True}) == {"num_cpus": 1, "num_gpus": 0}
 
 
 def test_reports_run_all_goes_through_the_engine(log, monkeypatch):

@@ -155,10 +155,14 @@ def all_cached(report: str, runs: list[dict]) -> bool:
 
 
 def resources(mod, run: dict) -> dict:
-    """The report's ``resources(run)``, else 1 CPU and a quarter GPU for a CUDA run."""
+    """The report's ``resources(run)``, else as many CPUs as the run's ``cpu_threads`` (1 when it has none
+    or 0, torch's default) and a quarter GPU for a CUDA run: a run that computes with two threads holds
+    two cores, so tasks never oversubscribe the machine."""
     if hasattr(mod, "resources"):
         return dict(mod.resources(run))
-    return {"num_cpus": 1, "num_gpus": 0.25 if (run_device(run) or "cpu").startswith("cuda") else 0}
+    threads = run.get("cpu_threads")
+    cpus = threads if isinstance(threads, int) and not isinstance(threads, bool) and threads > 0 else 1
+    return {"num_cpus": cpus, "num_gpus": 0.25 if (run_device(run) or "cpu").startswith("cuda") else 0}
 
 
 # --- Ray -------------------------------------------------------------------------------------------------
@@ -369,8 +373,12 @@ def _ray_execute(report, mod, runs, todo, address, done, failures, bar) -> None:
 
     init_ray(address)
     wanted = [resources(mod, runs[i]) for i in todo]
-    if any(r.get("num_gpus", 0) for r in wanted) and not ray.cluster_resources().get("GPU", 0):
+    total = ray.cluster_resources()
+    if any(r.get("num_gpus", 0) for r in wanted) and not total.get("GPU", 0):
         raise RunFailed(f"report {report!r}: runs ask for a GPU and the Ray cluster has none")
+    cpus = total.get("CPU", 1)
+    # a request larger than the whole cluster would wait forever: it gets every CPU there is instead
+    wanted = [dict(r, num_cpus=min(r.get("num_cpus", 1), cpus)) for r in wanted]
     here = library_digest()
     task = ray.remote(_execute_one)
     pending = {task.options(**res).remote(report, runs[i]): i for i, res in zip(todo, wanted)}
