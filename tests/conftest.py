@@ -13,3 +13,16 @@ def pytest_configure(config):
     # torch's own forward-AD decompositions call the deprecated torch.jit.script on first use;
     # paramspace.curvature silences it at import, but pytest resets warning filters per test.
     config.addinivalue_line("filterwarnings", r"ignore:`torch\.jit\.script` is deprecated:FutureWarning")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _serial_uncached_engine(monkeypatch):
+    """Report plans run in this process and uncached inside the tests, so a test's monkeypatched loader
+    or method is what the runs see and no result leaks between tests through the per-run cache.
+    tests/test_engine.py sets (or removes) these variables itself to test the Ray engine and the cache;
+    `make book` runs the real engine."""
+    monkeypatch.setenv("PARAMSPACE_ENGINE", "serial")
+    monkeypatch.setenv("PARAMSPACE_RUN_CACHE", "off")

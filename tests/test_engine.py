@@ -303,6 +303,7 @@ def test_cluster_for_kernels(ray_address, monkeypatch):
     import ray
 
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.delenv("PARAMSPACE_ENGINE", raising=False)  # the default engine (conftest sets serial)
     with engine.cluster_for_kernels("10.0.0.8:6379") as addr:
         assert addr == "10.0.0.8:6379"
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.9:6379")
