@@ -8,8 +8,10 @@
 #   make report NAME=... PROFILE=paper ADDRESS=10.0.0.5:6379   the runs on a Ray cluster (`ray start --head`)
 #   make list                      list reports and profiles
 #   make data                      verify data/ and restore missing, empty or corrupt files from the mirror
-#   make bench                     peak memory of the Hessian at the paper sizes -> BENCHMARKS.md;
-#                                  K = 30 MLPs trained batched vs one after the other (row to paste)
+#   make bench                     -> BENCHMARKS.md (each tool rewrites its own section): peak memory of the
+#                                  Hessian at the paper sizes; K = 30 MLPs batched vs one after the other;
+#                                  each report's book profile in one process vs on the engine (about 45 min
+#                                  on 2 cores)
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
@@ -63,7 +65,8 @@ show: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python tools/bench_hessian.py --write
-	$(BIN)/python tools/bench_family.py --k 30 --repeats 3 --threads 1
+	$(BIN)/python tools/bench_family.py --k 30 --repeats 3 --threads 1 --write
+	$(BIN)/python tools/bench_book.py --write
 
 companion: $(STAMP)
 	@test -n "$$NAME" || { echo "usage: make companion NAME=<report> PROFILE=paper|smoke [DEVICE=cpu|cuda] [SET='k=v ...']"; $(BIN)/python -m paramspace list; exit 2; }
