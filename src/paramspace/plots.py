@@ -12,7 +12,7 @@ PALETTE = {"random": "#7f7f7f", "magnitude": "#8c564b", "obd": "#1f77b4", "varia
 LABELS = {"random": "random", "magnitude": "magnitude", "obd": "OBD", "variational": "variational μ²/σ²",
           "belsley": "Belsley (Laplace cov.)", "belsley_design": "Belsley (design G)",
           "unpruned": "not pruned"}
-# report 3: importance-guided DropConnect (methods of paramspace.importance)
+# report 3: importance-guided DropConnect (methods of paramspace.dropconnect)
 PALETTE.update({"no_dropout": "#000000", "dropconnect": "#7f7f7f", "importance_dc": "#ff7f0e",
                 "importance_dc_kl": "#1f77b4"})
 LABELS.update({"no_dropout": "no dropout", "dropconnect": "DropConnect",
