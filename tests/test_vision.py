@@ -221,3 +221,17 @@ def test_load_data_standardize_is_per_channel_and_equals_the_scalar_for_grey_ima
     torch.testing.assert_close(rgb.X_train.std((0, 2, 3)), torch.ones(3), atol=1e-5, rtol=0)
     with pytest.raises(D.DataError, match="imagenet"):
         V.load_data("imagenet", 10, 10, 0)
+
+
+def test_report4_paper_networks_train_on_the_shipped_grey_images():
+    # no lock between report 4's paper networks and the shipped 28x28 grey data: resolve accepts them, and
+    # ResNet-50 (channels, classes and normalisation from the data) takes a training step on MNIST
+    P = resolve("frame_regularization", "smoke", dict(datasets=["mnist", "fashion-mnist"], archs=["resnet34", "resnet50"]))
+    assert P["archs"] == ["resnet34", "resnet50"]
+    data = V.load_data("mnist", 8, 4, 0)
+    seed_everything(0)
+    net = V.model_for("resnet50", data)
+    assert net.net.conv1.in_channels == 1
+    before = net.net.fc.weight.detach().clone()
+    V.train_classifier(net, data, epochs=1, batch_size=8, lr=0.1, optimizer="sgd", seed=0)
+    assert not torch.equal(before, net.net.fc.weight) and 0 <= V.accuracy(net, data.X_test, data.y_test) <= 1
