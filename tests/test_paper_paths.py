@@ -179,7 +179,7 @@ def _check_ledger(ledger):
     assert len(ledger) > 0 and all(c.kind in KIND_LABEL and c.verdict in VERDICTS for c in ledger)
 
 
-@pytest.mark.slow  # about 40 s on one CPU thread
+@pytest.mark.slow  # 40-70 s on one CPU thread
 def test_importance_dropconnect_paper_profile_on_synthetic_cifar10(synthetic_sets):
     # the paper profile (CIFAR-10, ResNet-18, augmentation, SGD with Nesterov momentum and weight decay,
     # the paper's DropConnect and importance settings) cut to seconds on the CPU.  Cut: images 50000/10000
