@@ -11,6 +11,7 @@ from torch import nn
 
 from paramspace import data as D
 from paramspace import dropconnect as I
+from paramspace import vision as V
 from paramspace.train import seed_everything
 
 
@@ -209,24 +210,6 @@ def test_dropconnect_masks_monte_carlo():
 # --- models, training, claims --------------------------------------------------------------------
 
 
-def test_resnet18_adapted_to_cifar():
-    net = I.resnet18_cifar(10)
-    assert net.conv1.kernel_size == (3, 3) and net.conv1.stride == (1, 1)
-    assert isinstance(net.maxpool, nn.Identity)
-    net.eval()
-    with torch.no_grad():
-        out = net(torch.randn(2, 3, 32, 32))
-    assert out.shape == (2, 10)
-    names = I.masked_names(net)
-    assert len(names) == 21 and names[0] == "conv1.weight" and names[-1] == "fc.weight"  # 20 convs + fc
-
-
-def test_small_cnn_shapes():
-    net = I.small_cnn(1, 10, 4, 28)
-    assert net(torch.randn(3, 1, 28, 28)).shape == (3, 10)
-    assert I.masked_names(net) == ["0.weight", "3.weight", "7.weight", "9.weight"]
-
-
 def _toy_data(n=96, seed=0):
     g = torch.Generator().manual_seed(seed)
     X = torch.randn(n + 40, 1, 28, 28, generator=g)
@@ -246,7 +229,7 @@ def fit_params():
 def test_fit_runs_every_method(method, fit_params):
     data = _toy_data()
     seed_everything(0)
-    model = I.small_cnn(1, 10, 4, 28)
+    model = V.small_cnn(1, 10, 4, 28)
     before = [p.detach().clone() for p in model.parameters()]
     out = I.train_method(model, data, method, seed=0, device=torch.device("cpu"), **fit_params)
     assert not model.training
@@ -265,7 +248,7 @@ def test_fit_is_deterministic(fit_params):
     runs = []
     for _ in range(2):
         seed_everything(0)
-        model = I.small_cnn(1, 10, 4, 28)
+        model = V.small_cnn(1, 10, 4, 28)
         runs.append(I.train_method(model, _toy_data(), "importance_dc_kl", seed=0, device="cpu", **fit_params))
     strip = lambda r: [{k: v for k, v in e.items() if k != "seconds"} for e in r["epochs"]]  # noqa: E731
     assert strip(runs[0]) == strip(runs[1])
@@ -276,7 +259,7 @@ def test_fit_uses_the_importance_data_option(fit_params):
     outs = {}
     for mode in ("same", "split"):
         seed_everything(0)
-        outs[mode] = I.train_method(I.small_cnn(1, 10, 4, 28), _toy_data(), "importance_dc", seed=0,
+        outs[mode] = I.train_method(V.small_cnn(1, 10, 4, 28), _toy_data(), "importance_dc", seed=0,
                                     **{**fit_params, "importance_data": mode})["importance"]
     assert fit_params["importance_data"] == "same"
     assert any(not torch.allclose(outs["same"][k], outs["split"][k]) for k in outs["same"])
@@ -328,16 +311,16 @@ def test_collapse_check_converges_to_a_vertex_without_kl_and_not_with_it():
     assert I.importance_stats(w["0.weight"])["max_share"] == pytest.approx(end.loc[0.0, "max_share"], abs=1e-5)
     assert int(w["0.weight"].argmax()) == int(g2.argmax())
 
-def test_paper_path_resnet18_through_dataloaders(fit_params):
-    # the paper profile's code path (DataLoader batches, ResNet-18 with batch norm, importance
-    # DropConnect + KL) on eight random 32x32 RGB images instead of CIFAR-10
+def test_paper_path_resnet18_on_image_tensors(fit_params):
+    # the paper profile's code path (vision.load_data's ImageData with crop + flip, standardised;
+    # ResNet-18 with batch norm and no normalisation layer; SGD; importance DropConnect + KL) on
+    # eight random 32x32 RGB images instead of CIFAR-10
     g = torch.Generator().manual_seed(0)
-    X, y = torch.randn(8, 3, 32, 32, generator=g), torch.randint(0, 10, (8,), generator=g)
-    ds = torch.utils.data.TensorDataset(X, y)
-    data = I.LoaderData(ds, ds, ds, torch.device("cpu"), batch_size=8, num_workers=0)
+    X, y = torch.rand(8, 3, 32, 32, generator=g), torch.randint(0, 10, (8,), generator=g)
+    data = V.standardized(V.ImageData("cifar10", X, y, X.clone(), y, 10, "cifar", crop=True, flip=True))
     params = {**fit_params, "epochs": 1, "batch_size": 8, "optimizer": "sgd", "lr": 0.01, "weight_decay": 5e-4}
     seed_everything(0)
-    net = I.build_model("resnet18", 3, 10, 32)
+    net = V.build_model("resnet18", data.in_channels, data.n_classes, mean=None, std=None)
     out = I.train_method(net, data, "importance_dc_kl", seed=0, device=torch.device("cpu"), **params)
     assert len(out["importance"]) == 21 and len(out["epochs"]) == 1
     assert 0 <= out["epochs"][0]["test_acc"] <= 1
@@ -348,7 +331,7 @@ def test_train_method_stop_after_equals_the_first_epochs_of_a_full_run(fit_param
     outs = []
     for stop in (None, 1):
         seed_everything(0)
-        outs.append(I.train_method(I.small_cnn(1, 10, 4, 28), _toy_data(), "importance_dc_kl", seed=0,
+        outs.append(I.train_method(V.small_cnn(1, 10, 4, 28), _toy_data(), "importance_dc_kl", seed=0,
                                    stop_after=stop, **fit_params))
     strip = lambda r: [{k: v for k, v in e.items() if k != "seconds"} for e in r["epochs"]]  # noqa: E731
     assert len(outs[0]["epochs"]) == 2 and len(outs[1]["epochs"]) == 1
@@ -365,14 +348,14 @@ def test_train_method_updates_the_importances_every_importance_every_steps(fit_p
 
     monkeypatch.setattr(I, "mirror_descent", counting)
     # 96 images in batches of 32: 3 steps an epoch, 6 in two epochs; every 2nd step from step 0 -> 3 updates
-    I.train_method(I.small_cnn(1, 10, 4, 28), _toy_data(), "importance_dc", seed=0,
+    I.train_method(V.small_cnn(1, 10, 4, 28), _toy_data(), "importance_dc", seed=0,
                    **{**fit_params, "importance_every": 2, "importance_steps": 3})
     assert calls == [3, 3, 3]
     calls.clear()
-    I.train_method(I.small_cnn(1, 10, 4, 28), _toy_data(), "dropconnect", seed=0, **fit_params)
+    I.train_method(V.small_cnn(1, 10, 4, 28), _toy_data(), "dropconnect", seed=0, **fit_params)
     assert calls == []  # plain DropConnect never computes importances
     with pytest.raises(ValueError, match="method"):
-        I.train_method(I.small_cnn(1, 10, 4, 28), _toy_data(), "dropout", seed=0, **fit_params)
+        I.train_method(V.small_cnn(1, 10, 4, 28), _toy_data(), "dropout", seed=0, **fit_params)
 
 
 def test_train_method_sgd_is_nesterov_with_a_cosine_schedule(fit_params, monkeypatch):
@@ -386,21 +369,10 @@ def test_train_method_sgd_is_nesterov_with_a_cosine_schedule(fit_params, monkeyp
         return real_fit(step, optimizer, batches, **kw)
 
     monkeypatch.setattr(T, "fit", spy)
-    I.train_method(I.small_cnn(1, 10, 4, 28), _toy_data(), "no_dropout", seed=0,
+    I.train_method(V.small_cnn(1, 10, 4, 28), _toy_data(), "no_dropout", seed=0,
                    **{**fit_params, "optimizer": "sgd", "lr": 0.1, "weight_decay": 5e-4, "epochs": 2})
     group = seen["opt"].param_groups[0]
     assert isinstance(seen["opt"], torch.optim.SGD) and group["nesterov"] and group["momentum"] == 0.9
     assert group["weight_decay"] == 5e-4 and seen["kw"]["scheduler_every"] == "epoch"
     assert isinstance(seen["kw"]["scheduler"], torch.optim.lr_scheduler.CosineAnnealingLR)
     assert group["lr"] == pytest.approx(0.0)  # cosine over 2 epochs: 0.1 -> 0.05 -> 0
-
-
-def test_load_data_standardises_mnist_type_sets_and_rejects_others():
-    data = I.load_data("fashion-mnist", n_train=64, n_test=32, seed=3)
-    assert data.sizes == (64, 32) and data.in_channels == 1 and data.image_size == 28
-    assert float(data.X_train.mean()) == pytest.approx(0.0, abs=1e-5)
-    assert float(data.X_train.std()) == pytest.approx(1.0, abs=1e-4)
-    again = I.load_data("fashion-mnist", n_train=64, n_test=32, seed=3)
-    assert torch.equal(again.y_train, data.y_train)
-    with pytest.raises(D.DataError, match="svhn"):
-        I.load_data("svhn", n_train=10, n_test=10, seed=0)

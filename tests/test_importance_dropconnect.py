@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from paramspace import data as D
-from paramspace import dropconnect as DC
+from paramspace import vision as V
 from paramspace.claims import VERDICTS, verdict_paired
 from paramspace.reports import ProfileError, resolve, run_all
 from paramspace.reports import importance_dropconnect as I
@@ -40,10 +40,10 @@ def test_check_params():
         resolve("importance_dropconnect", "smoke", {"importance_data": "halves"})
     with pytest.raises(ProfileError):
         resolve("importance_dropconnect", "smoke", {"grid_tau": [-1.0]})
-    with pytest.raises(ProfileError, match="resnet18"):
-        I.check_params({**P, "arch": "resnet18"})
-    with pytest.raises(ProfileError):
-        resolve("importance_dropconnect", "smoke", {"dataset": "svhn"})
+    with pytest.raises(ProfileError, match="arch"):
+        resolve("importance_dropconnect", "smoke", {"arch": "resnet101"})
+    with pytest.raises(ProfileError, match="dataset"):
+        resolve("importance_dropconnect", "smoke", {"dataset": "imagenet"})
     assert resolve("importance_dropconnect", "paper")["arch"] == "resnet18"
     assert resolve("importance_dropconnect", "paper")["dataset"] == "cifar10"
 
@@ -153,7 +153,7 @@ def test_sensitivity_cells_reuse_the_run_and_min_keep_at_one_minus_p_is_plain_dr
     # k_min = 1 - p forces every keep-probability to 1 - p: the same masks as plain DropConnect from the
     # same mask generator, so the early accuracy difference is exactly 0 whatever tau
     P = _toy_P()
-    monkeypatch.setattr(DC, "load_data", lambda dataset, *, seed, **kw: _toy_data(seed=seed))
+    monkeypatch.setattr(V, "load_data", lambda dataset, n_train, n_test, seed, *a, **kw: _toy_data(seed=seed))
     runs = I.plan(P)
     assert [(r["kind"], r.get("min_keep"), r.get("tau")) for r in runs if r["kind"] == "grid"] == [
         ("grid", 0.5, 0.01), ("grid", 0.7, 0.0), ("grid", 0.7, 0.01)]
@@ -211,8 +211,6 @@ def test_plot_helpers():
     (dict(collapse_seeds=3), "collapse_seeds"),            # smoke has 2 seeds
     (dict(grid_seeds=3), "grid_seeds"),
     (dict(early_epochs=3), "early_epochs"),                # smoke has 3 epochs
-    (dict(arch="resnet18"), "resnet18"),                   # with fashion-mnist
-    (dict(dataset="cifar10"), "resnet18"),                 # with the small CNN
 ])
 def test_rules_across_parameters_raise_in_resolve(overrides, match):
     with pytest.raises(ProfileError, match=match):
@@ -224,3 +222,26 @@ def test_rules_accept_the_boundaries():
                                                         grid_seeds=2, early_epochs=2))
     assert P["min_keep"] == 0.7 and P["grid_seeds"] == 2
     assert resolve("importance_dropconnect", "smoke", dict(dataset="cifar10", arch="resnet18"))["arch"] == "resnet18"
+
+
+@pytest.mark.parametrize("dataset,arch", [("fashion-mnist", "resnet18"), ("mnist", "resnet50"), ("cifar10", "cnn"),
+                                          ("svhn", "resnet34"), ("cifar100", "cnn")])
+def test_any_architecture_goes_with_any_data_set(dataset, arch):
+    # no lock between network and data: channels, classes and image size are read off the images
+    P = resolve("importance_dropconnect", "smoke", dict(dataset=dataset, arch=arch))
+    assert (P["dataset"], P["arch"]) == (dataset, arch)
+
+
+def test_resnet18_runs_on_the_shipped_grey_images():
+    # ResNet-18 (the paper's network) on Fashion-MNIST (1 channel, 28x28): a tiny run through the report's
+    # code path, one seed, one importance-DropConnect run on 16 images
+    P = resolve("importance_dropconnect", "smoke", dict(
+        arch="resnet18", n_seeds=1, collapse_seeds=1, grid_seeds=1, n_train=16, n_test=8, batch_size=16, epochs=2,
+        early_epochs=1, collapse_steps=2, grid_min_keep=[0.5], grid_tau=[0.0]))
+    runs = I.plan(P)
+    run = next(r for r in runs if r["method"] == "importance_dc")
+    out = I.execute({**run, "collapse": None})
+    assert len(out["epochs"]) == 2 and out["importance"].size == sum(
+        w.numel() for n, w in V.resnet_cifar("resnet18", 10, 1, mean=None).named_parameters() if n.endswith("weight")
+        and w.dim() > 1)
+    assert 0 <= out["epochs"][-1]["test_acc"] <= 1

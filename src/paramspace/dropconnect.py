@@ -32,9 +32,7 @@ One mask is drawn per minibatch (shared by its examples).
 from __future__ import annotations
 
 import math
-import os
 import time
-from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -43,48 +41,10 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from . import data as D
 from . import train as T
+from .vision import evaluate
 
-DATASETS = ("mnist", "fashion-mnist", "cifar10")
-ARCHS = ("cnn", "resnet18")
 METHODS = ("no_dropout", "dropconnect", "importance_dc", "importance_dc_kl")
-CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-
-
-# --- models (to unify with vision.py) --------------------------------------------------------
-
-
-# to unify with vision.py
-def small_cnn(in_channels: int = 1, n_classes: int = 10, width: int = 8, image_size: int = 28) -> nn.Sequential:
-    """conv5x5(width) - ReLU - maxpool2 - conv5x5(2 width) - ReLU - maxpool2 - linear(64) - ReLU - linear."""
-    side = image_size // 4
-    return nn.Sequential(
-        nn.Conv2d(in_channels, width, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(width, 2 * width, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(2 * width * side * side, 64), nn.ReLU(), nn.Linear(64, n_classes),
-    )
-
-
-# to unify with vision.py
-def resnet18_cifar(n_classes: int = 10, in_channels: int = 3) -> nn.Module:
-    """torchvision's ResNet-18 adapted to 32x32 inputs: 3x3 stride-1 stem, no max-pool."""
-    import torchvision
-
-    net = torchvision.models.resnet18(weights=None, num_classes=n_classes)
-    net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
-    net.maxpool = nn.Identity()
-    return net
-
-
-# to unify with vision.py
-def build_model(arch: str, in_channels: int, n_classes: int, image_size: int, width: int = 8) -> nn.Module:
-    """The small CNN (``arch = 'cnn'``) or ResNet-18 for 32x32 images (``'resnet18'``)."""
-    if arch == "cnn":
-        return small_cnn(in_channels, n_classes, width, image_size)
-    if arch == "resnet18":
-        return resnet18_cifar(n_classes, in_channels)
-    raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
 
 
 def masked_names(model: nn.Module) -> list[str]:
@@ -337,97 +297,10 @@ def masked_parameters(model: nn.Module, keep: dict[str, torch.Tensor], gen: torc
     return out
 
 
-# --- data (to unify with vision.py) --------------------------------------------------------------------------------------
-
-
-# to unify with vision.py
-class LoaderData:
-    """CIFAR-10 through torchvision ``DataLoader``s (the ``paper`` profile), batches moved to ``device``."""
-
-    def __init__(self, train_set, train_eval_set, test_set, device, batch_size, num_workers):
-        self.name, self.in_channels, self.image_size, self.n_classes = "cifar10", 3, 32, 10
-        self.train_set, self.train_eval_set, self.test_set = train_set, train_eval_set, test_set
-        self.device, self.batch_size = device, batch_size
-        self.num_workers = num_workers
-        self.pin = device.type == "cuda"
-
-    def to(self, dev):
-        self.device, self.pin = dev, dev.type == "cuda"
-        return self
-
-    def _loader(self, ds, shuffle, gen=None, batch_size=None):
-        return torch.utils.data.DataLoader(ds, batch_size=batch_size or self.batch_size, shuffle=shuffle,
-                                           generator=gen, num_workers=self.num_workers, pin_memory=self.pin,
-                                           drop_last=False, persistent_workers=False)
-
-    def batches(self, batch_size: int, gen: torch.Generator) -> Iterator:
-        for x, y in self._loader(self.train_set, True, gen, batch_size):
-            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-
-    def eval_batches(self, split: str, batch_size: int = 1000) -> Iterator:
-        ds = self.train_eval_set if split == "train" else self.test_set
-        for x, y in self._loader(ds, False, batch_size=batch_size):
-            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-
-    @property
-    def sizes(self):
-        return len(self.train_set), len(self.test_set)
-
-
-
-# to unify with vision.py
-def load_data(dataset: str, *, n_train: int, n_test: int, seed: int, augment: bool = False,
-              batch_size: int = 128):
-    """The data set ``dataset``; MNIST-type sets are subsampled with ``seed`` and standardised with the
-    training images' mean and sd (:class:`~paramspace.data.ImageTensors`).
-
-    ``cifar10`` goes through :func:`paramspace.data.load_torchvision`, which needs a network (or the
-    files in ``data/cifar10``) and raises :class:`~paramspace.data.DataError` otherwise; ``augment``
-    adds random crops and flips to its training images, ``batch_size`` is its loaders' batch size.
-    """
-    if dataset in ("mnist", "fashion-mnist"):
-        ds = D.load_mnist(n_train=n_train, n_test=n_test, seed=seed, flatten=False, variant=dataset)
-        mu, sd = ds.X_train.mean(), ds.X_train.std()
-        return D.ImageTensors(dataset, (ds.X_train - mu) / sd, ds.y_train, (ds.X_test - mu) / sd, ds.y_test)
-    if dataset == "cifar10":
-        import torchvision.transforms as TV
-
-        norm = [TV.ToTensor(), TV.Normalize(CIFAR_MEAN, CIFAR_STD)]
-        aug = [TV.RandomCrop(32, padding=4), TV.RandomHorizontalFlip()] if augment else []
-        train_set = D.load_torchvision("cifar10", train=True)
-        train_set.transform = TV.Compose(aug + norm)
-        train_eval = D.load_torchvision("cifar10", train=True)
-        train_eval.transform = TV.Compose(norm)
-        test_set = D.load_torchvision("cifar10", train=False)
-        test_set.transform = TV.Compose(norm)
-        rng = np.random.default_rng(seed)
-        if n_train < len(train_set):
-            idx = np.sort(rng.choice(len(train_set), n_train, replace=False)).tolist()
-            train_set = torch.utils.data.Subset(train_set, idx)
-            train_eval = torch.utils.data.Subset(train_eval, idx)
-        if n_test < len(test_set):
-            idx = np.sort(rng.choice(len(test_set), n_test, replace=False)).tolist()
-            test_set = torch.utils.data.Subset(test_set, idx)
-        workers = min(8, os.cpu_count() or 1)
-        return LoaderData(train_set, train_eval, test_set, torch.device("cpu"), batch_size, workers)
-    raise D.DataError(f"unknown data set {dataset!r}; choose one of {DATASETS}")
-
-
 # --- training ----------------------------------------------------------------------------------
 
 
-# to unify with vision.py
-@torch.no_grad()
-def evaluate(model: nn.Module, data, split: str) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy with the full (unmasked) weights, in eval mode."""
-    model.eval()
-    total, correct, n = 0.0, 0, 0
-    for x, y in data.eval_batches(split):
-        out = model(x)
-        total += float(F.cross_entropy(out, y, reduction="sum"))
-        correct += int((out.argmax(1) == y).sum())
-        n += len(y)
-    return total / n, correct / n
+EVAL_BATCH = 500  # batch size of the per-epoch evaluation
 
 
 def train_method(model: nn.Module, data, method: str, *, seed: int, device: torch.device | str = "cpu",
@@ -450,7 +323,7 @@ def train_method(model: nn.Module, data, method: str, *, seed: int, device: torc
     with Nesterov momentum 0.9 and a cosine learning-rate schedule over ``epochs`` (stepped per epoch).
 
     After every epoch (``after_epoch`` hook) records train and test loss and accuracy with the full
-    weights (:func:`evaluate`) and, for the importance methods, the importances' largest share and
+    weights (:func:`paramspace.vision.evaluate`, batches of :data:`EVAL_BATCH`) and, for the importance methods, the importances' largest share and
     effective fraction (means over layers).  ``stop_after`` stops after that many epochs (the
     schedule still spans ``epochs``, so the first epochs equal those of a full run).  Returns
     ``{"epochs": [records], "importance": {name: CPU tensor} or None, "seconds": float}``.
@@ -484,8 +357,8 @@ def train_method(model: nn.Module, data, method: str, *, seed: int, device: torc
         return F.cross_entropy(functional_call(model, masked_parameters(model, state["keep"], mask_gen), (x,)), y)
 
     def after_epoch(epoch, _mean_loss):
-        tr_loss, tr_acc = evaluate(model, data, "train")
-        te_loss, te_acc = evaluate(model, data, "test")
+        tr_loss, tr_acc = evaluate(model, data.X_train, data.y_train, EVAL_BATCH)
+        te_loss, te_acc = evaluate(model, data.X_test, data.y_test, EVAL_BATCH)
         rec = dict(epoch=epoch + 1, train_loss=tr_loss, train_acc=tr_acc, test_loss=te_loss, test_acc=te_acc,
                    seconds=time.perf_counter() - t0)
         if importance:

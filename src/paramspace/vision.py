@@ -25,8 +25,8 @@ DATASETS = ("mnist", "fashion-mnist", "cifar10", "cifar100", "svhn")
 DATASET_LABELS = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10",
                   "cifar100": "CIFAR-100", "svhn": "SVHN"}
 RESNETS = ("resnet18", "resnet34", "resnet50")
-ARCHS = ("small_resnet", *RESNETS)
-ARCH_LABELS = {"small_resnet": "small ResNet", "resnet18": "ResNet-18", "resnet34": "ResNet-34",
+ARCHS = ("small_resnet", "cnn", *RESNETS)
+ARCH_LABELS = {"small_resnet": "small ResNet", "cnn": "small CNN", "resnet18": "ResNet-18", "resnet34": "ResNet-34",
                "resnet50": "ResNet-50"}
 
 
@@ -82,10 +82,23 @@ def small_resnet(in_channels: int = 1, n_classes: int = 10, widths=(8, 16, 32), 
     return net
 
 
-def resnet_cifar(arch: str, n_classes: int = 10, in_channels: int = 3, mean=(0.5,), std=(0.5,)) -> nn.Sequential:
-    """torchvision's ResNet-18/34/50 (``arch``) for small inputs such as 32x32: a 3x3 stride-1 stem taking
-    ``in_channels``, no max-pool, ``n_classes`` outputs, behind :class:`Normalize` (``mean``, ``std``
-    per channel).  Layers are named ``norm`` and ``net.<torchvision name>``."""
+def small_cnn(in_channels: int = 1, n_classes: int = 10, width: int = 8, image_size: int = 28) -> nn.Sequential:
+    """conv5x5(width) - ReLU - maxpool2 - conv5x5(2 width) - ReLU - maxpool2 - linear(64) - ReLU - linear,
+    for square ``image_size`` inputs with ``in_channels`` channels (report 3's network; no
+    normalisation layer: it takes standardised images)."""
+    side = image_size // 4
+    return nn.Sequential(
+        nn.Conv2d(in_channels, width, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(width, 2 * width, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(2 * width * side * side, 64), nn.ReLU(), nn.Linear(64, n_classes),
+    )
+
+
+def resnet_cifar(arch: str, n_classes: int = 10, in_channels: int = 3, mean=(0.5,), std=(0.5,)) -> nn.Module:
+    """torchvision's ResNet-18/34/50 (``arch``) for small inputs such as 32x32 or 28x28: a 3x3 stride-1
+    stem taking ``in_channels``, no max-pool, ``n_classes`` outputs, behind :class:`Normalize`
+    (``mean``, ``std`` per channel); layers are then named ``norm`` and ``net.<torchvision name>``.
+    With ``mean=None`` the bare torchvision network (for inputs already standardised)."""
     import torchvision
 
     if arch not in RESNETS:
@@ -94,14 +107,22 @@ def resnet_cifar(arch: str, n_classes: int = 10, in_channels: int = 3, mean=(0.5
     net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
     nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
     net.maxpool = nn.Identity()
+    if mean is None:
+        return net
     return nn.Sequential(OrderedDict([("norm", Normalize(mean, std)), ("net", net)]))
 
 
-def build_model(arch: str, in_channels: int, n_classes: int, *, widths=(8, 16, 32), mean=(0.5,),
-                std=(0.5,)) -> nn.Module:
-    """:func:`small_resnet` (with ``widths``) or :func:`resnet_cifar` by name."""
+def build_model(arch: str, in_channels: int, n_classes: int, *, widths=(8, 16, 32), width: int = 8,
+                image_size: int = 32, mean=(0.5,), std=(0.5,)) -> nn.Module:
+    """A network of :data:`ARCHS` by name: :func:`small_resnet` (with ``widths``), :func:`small_cnn`
+    (``width``, ``image_size``) or :func:`resnet_cifar`, each behind :class:`Normalize` (``mean``,
+    ``std``), except that :func:`small_cnn` and the ResNets go without it when ``mean`` is None (for
+    standardised images; :func:`load_data` with ``standardize=True``)."""
     if arch == "small_resnet":
         return small_resnet(in_channels, n_classes, tuple(widths), mean, std)
+    if arch == "cnn":
+        net = small_cnn(in_channels, n_classes, width, image_size)
+        return net if mean is None else nn.Sequential(Normalize(mean, std), *net)
     if arch in RESNETS:
         return resnet_cifar(arch, n_classes, in_channels, mean, std)
     raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
@@ -169,20 +190,39 @@ def _torchvision_tensors(name: str, train: bool):
     return X.float() / 255.0, y
 
 
-def load_data(name: str, n_train: int, n_test: int, seed: int, augment_train: bool = False) -> ImageData:
+def standardized(data: ImageData) -> ImageData:
+    """``data`` with its training and test images standardised with the training images' mean and sd
+    per channel (computed channel by channel, so for one channel they equal ``X_train.mean()`` and
+    ``X_train.std()`` to the bit)."""
+    C = data.in_channels
+    mu = torch.stack([data.X_train[:, c].mean() for c in range(C)]).reshape(1, C, 1, 1)
+    sd = torch.stack([data.X_train[:, c].std() for c in range(C)]).reshape(1, C, 1, 1)
+    data.X_train, data.X_test = (data.X_train - mu) / sd, (data.X_test - mu) / sd
+    return data
+
+
+def load_data(name: str, n_train: int, n_test: int, seed: int, augment_train: bool = False, *,
+              standardize: bool = False) -> ImageData:
     """MNIST / Fashion-MNIST (shipped, 28x28 grey) or CIFAR-10/100, SVHN (torchvision; needs a network
-    or the files in ``data/``).  ``n_train``/``n_test``: seeded random subsets (all if larger)."""
+    or the files in ``data/<name>``, i.e. ``$PARAMSPACE_DATA/<name>``; see
+    :func:`paramspace.data.load_torchvision`).  ``n_train``/``n_test``: seeded random subsets (all if
+    larger).  ``augment_train``: random crops (+ flips, not for SVHN) of the CIFAR/SVHN training
+    batches.  Pixel values in ``[0, 1]`` (the network normalises them: :func:`model_for`), or, with
+    ``standardize=True`` (report 3), standardised with the training images' mean and sd per channel
+    (:func:`standardized`; build the network with ``mean=None``; crops then pad with the mean)."""
     if name in ("mnist", "fashion-mnist"):
         ds = D.load_mnist(n_train=n_train, n_test=n_test, seed=seed, flatten=False, variant=name)
-        return ImageData(name, ds.X_train, ds.y_train, ds.X_test, ds.y_test, 10, "grey")
-    if name in ("cifar10", "cifar100", "svhn"):
+        data = ImageData(name, ds.X_train, ds.y_train, ds.X_test, ds.y_test, 10, "grey")
+    elif name in ("cifar10", "cifar100", "svhn"):
         rng = np.random.default_rng(seed)
         Xtr, ytr = _subset(*_torchvision_tensors(name, True), n_train, rng)
         Xte, yte = _subset(*_torchvision_tensors(name, False), n_test, rng)
         n_classes = 100 if name == "cifar100" else 10
-        return ImageData(name, Xtr, ytr, Xte, yte, n_classes, "cifar", crop=augment_train,
+        data = ImageData(name, Xtr, ytr, Xte, yte, n_classes, "cifar", crop=augment_train,
                          flip=augment_train and name != "svhn")
-    raise D.DataError(f"unknown data set {name!r}; choose one of {DATASETS}")
+    else:
+        raise D.DataError(f"unknown data set {name!r}; choose one of {DATASETS}")
+    return standardized(data) if standardize else data
 
 
 def second_domain(name: str, n: int, seed: int):
@@ -200,13 +240,24 @@ def second_domain(name: str, n: int, seed: int):
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
-    """Share of ``X`` classified as ``y`` (the model in eval mode, batches of ``batch_size``)."""
+def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> tuple[float, float]:
+    """Mean cross-entropy and share of ``X`` classified as ``y`` (the model in eval mode, batches of
+    ``batch_size``)."""
     model.eval()
-    correct = 0
+    total, correct = 0.0, 0
     for i in range(0, len(y), batch_size):
-        correct += int((model(X[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
-    return correct / max(1, len(y))
+        out = model(X[i:i + batch_size])
+        total += float(F.cross_entropy(out, y[i:i + batch_size], reduction="sum"))
+        correct += int((out.argmax(1) == y[i:i + batch_size]).sum())
+    n = max(1, len(y))
+    return total / n, correct / n
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
+    """Share of ``X`` classified as ``y`` (the model in eval mode, batches of ``batch_size``): the
+    second value of :func:`evaluate`."""
+    return evaluate(model, X, y, batch_size)[1]
 
 
 def checkpoint_steps(total: int, n: int) -> list[int]:

@@ -638,7 +638,7 @@ def _pm(x) -> str:
 
 def _paired(scores, d, a, col, m1="frame", m2="none", sign=1.0, scale=100.0):
     g = scores[(scores.dataset == d) & (scores.arch == a)]
-    piv = g.pivot_table(index="seed", columns="method", values=col)
+    piv = g.pivot_table(index="seed", columns="method", values=col, dropna=False)
     return sign * scale * (piv[m1] - piv[m2]).to_numpy(), piv.index.to_numpy()
 
 

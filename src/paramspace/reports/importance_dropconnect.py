@@ -13,11 +13,13 @@ import pandas as pd
 import torch
 
 from .. import dropconnect as DC
+from .. import vision as V
 from ..claims import KIND_LABEL, paired_claim, verdict_phrase
 from ..train import cpu_threads, resolve_device, seed_everything
 from .spec import COMMON, CPU_THREADS, Param, ProfileError, Report, _number, fraction_grid, int_list, positive_float, positive_int
 
-_ID_DATASETS = ("mnist", "fashion-mnist", "cifar10")
+_ID_DATASETS = V.DATASETS
+_ID_ARCHS = ("cnn", *V.RESNETS)
 
 REPORT = Report(
     name="importance_dropconnect",
@@ -26,14 +28,17 @@ REPORT = Report(
     seed_id="002",
     params={
         **COMMON,
-        "dataset": Param(str, "data set: 'mnist' or 'fashion-mnist' (shipped) or 'cifar10' (paper; needs a network)",
+        "dataset": Param(str, "data set: 'mnist' or 'fashion-mnist' (shipped) or 'cifar10' (paper), 'cifar100', "
+                         "'svhn' (need a network or the files in data/)",
                          lambda v: v in _ID_DATASETS, f"one of {_ID_DATASETS}"),
-        "arch": Param(str, "'cnn' (small CNN, 28x28 grey images) or 'resnet18' (ResNet-18 for 32x32 RGB)",
-                      lambda v: v in ("cnn", "resnet18"), "one of ('cnn', 'resnet18')"),
+        "arch": Param(str, "'cnn' (small CNN) or 'resnet18', 'resnet34', 'resnet50' (torchvision ResNet with a "
+                      "3x3 stem, no max-pool); channels and image size are read off the data",
+                      lambda v: v in _ID_ARCHS, f"one of {_ID_ARCHS}"),
         "width": positive_int("channels of the small CNN's first convolution (the second has twice as many)"),
         "n_train": positive_int("training images, a seeded random subset per seed (all if >= the set's size)"),
         "n_test": positive_int("test images, a seeded random subset per seed (all if >= the set's size)"),
-        "augment": Param(bool, "random crop (padding 4) and horizontal flip of the training images (cifar10 only)"),
+        "augment": Param(bool, "random crop (padding 4) and horizontal flip (no flip for svhn) of the training "
+                         "images (cifar10, cifar100, svhn only)"),
         "epochs": positive_int("training epochs of every run"),
         "batch_size": positive_int("minibatch size"),
         "optimizer": Param(str, "'adam', or 'sgd' (Nesterov momentum 0.9, cosine learning-rate schedule)",
@@ -113,16 +118,12 @@ def check_params(params: dict) -> dict:
     if params["early_epochs"] >= params["epochs"]:
         raise ProfileError(f"importance_dropconnect: early_epochs = {params['early_epochs']} must be "
                            f"smaller than epochs = {params['epochs']}")
-    if params["dataset"] == "cifar10" and params["arch"] == "cnn" or \
-            params["dataset"] != "cifar10" and params["arch"] == "resnet18":
-        raise ProfileError("importance_dropconnect: arch 'resnet18' goes with dataset 'cifar10' "
-                           "(32x32 RGB), arch 'cnn' with 'mnist' or 'fashion-mnist'")
     return params
 
 
 def describe(params: dict) -> str:
     """Network, data, optimizer and seeds of ``params`` in one phrase."""
-    arch = ("ResNet-18 (3x3 stem, no max-pool)" if params["arch"] == "resnet18" else
+    arch = (f"{V.ARCH_LABELS[params['arch']]} (3x3 stem, no max-pool)" if params["arch"] in V.RESNETS else
             f"small CNN (conv {params['width']}-{2 * params['width']}, 5x5, max-pool; FC 64)")
     opt = (f"Adam (lr {params['lr']})" if params["optimizer"] == "adam"
            else f"SGD with Nesterov momentum 0.9 (lr {params['lr']}, cosine schedule)")
@@ -187,7 +188,8 @@ def plan(P: dict) -> list[dict]:
 
 
 def execute(run: dict) -> dict:
-    """One training run (pure: reads only ``run``).  Loads the seed's data, seeds everything with the
+    """One training run (pure: reads only ``run``).  Loads the seed's data
+    (:func:`paramspace.vision.load_data`, standardised per channel), seeds everything with the
     run's seed (same initial weights for every method of a seed), builds the network and trains it
     with :func:`paramspace.dropconnect.train_method`; for a run with ``collapse`` settings, then the
     collapse check (:func:`paramspace.dropconnect.collapse_check`) on the first training batch.
@@ -196,10 +198,11 @@ def execute(run: dict) -> dict:
     with cpu_threads(run["cpu_threads"]):
         dev = resolve_device(run["device"])
         seed = run["seed"]
-        data = DC.load_data(run["data"]["dataset"], n_train=run["data"]["n_train"], n_test=run["data"]["n_test"],
-                            seed=seed, augment=run["data"]["augment"], batch_size=run["data"]["batch_size"]).to(dev)
+        data = V.load_data(run["data"]["dataset"], run["data"]["n_train"], run["data"]["n_test"], seed,
+                           run["data"]["augment"], standardize=True).to(dev)
         seed_everything(seed)
-        model = DC.build_model(run["arch"], data.in_channels, data.n_classes, data.image_size, run["width"])
+        model = V.build_model(run["arch"], data.in_channels, data.n_classes, width=run["width"],
+                              image_size=data.image_size, mean=None, std=None)
         out = DC.train_method(model, data, run["method"], seed=seed, device=dev, stop_after=run["stop_after"],
                               progress=run["progress"], **run["train"])
         imp = out["importance"]
