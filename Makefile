@@ -21,11 +21,13 @@ DEVICE ?=
 NAME ?=
 SET ?=
 ADDRESS ?=
+# notebooks `make book` executes at once (they share one Ray instance; 2 suits this 2-core machine)
+JOBS ?= 2
 DATA_MIRROR ?= $(abspath $(CURDIR)/../shared/data)
 STAMP := $(VENV)/.installed
 # The user's values reach the shell through the environment, never pasted into a command line:
 # `make report SET="hidden=[8, 8]"` and names with spaces or quotes stay one word each.
-export NAME SET PROFILE DEVICE ADDRESS DATA_MIRROR
+export NAME SET PROFILE DEVICE ADDRESS DATA_MIRROR JOBS
 
 .PHONY: all venv book reports report show companion test list lock data bench clean distclean
 
@@ -48,7 +50,7 @@ data:
 	@python3 tools/restore_data.py
 
 reports: $(STAMP)
-	$(BIN)/python -m paramspace all --profile "$$PROFILE" $${DEVICE:+--device "$$DEVICE"} $${ADDRESS:+--address "$$ADDRESS"}
+	$(BIN)/python -m paramspace all --profile "$$PROFILE" --jobs "$$JOBS" $${DEVICE:+--device "$$DEVICE"} $${ADDRESS:+--address "$$ADDRESS"}
 
 book: reports
 	$(BIN)/jupyter-book build book --warningiserror --keep-going

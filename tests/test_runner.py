@@ -376,3 +376,32 @@ def test_all_checks_every_report_before_running_any(tmp_path, capsys):
     assert main(["all", "--profile", "smoke", "--device", "cuda:zz", "--out", str(tmp_path)]) == 2
     assert "cuda:N" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+# --- several notebooks at once (make book JOBS=2) ----------------------------------------------------
+
+
+def test_run_all_with_jobs_runs_notebooks_at_once_and_raises_the_first_failure_in_order(tmp_path, monkeypatch):
+    import threading as th
+
+    active, peak, calls, lock = [0], [0], [], th.Lock()
+
+    def fake_run_report(name, profile, overrides, output_dir, force, progress=True, log=print, address=None):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+            calls.append((name, progress))
+        time.sleep(0.3)
+        with lock:
+            active[0] -= 1
+        if name in ("frame_regularization", "compression_leaderboard"):
+            raise runner.ReportFailed(f"{name} failed on purpose")
+        return Path(output_dir) / f"{name}.ipynb"
+
+    monkeypatch.setattr(runner, "run_report", fake_run_report)
+    with pytest.raises(runner.ReportFailed, match="frame_regularization failed"):  # the first in report order
+        runner.run_all("smoke", tmp_path, jobs=3, log=lambda *_: None)
+    assert sorted(n for n, _ in calls) == sorted(reports.NAMES)  # the others still ran to the end
+    assert peak[0] >= 2 and not any(progress for _, progress in calls)  # at once, without interleaved bars
+    with pytest.raises(ValueError, match="jobs must be an integer >= 1"):
+        runner.run_all("smoke", tmp_path, jobs=0)

@@ -125,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=f"{name} one report's parameters" if name == "show" else "run one report")
         p.add_argument("report", help=f"one of: {', '.join(REPORTS)}")
     p_all = sub.add_parser("all", help="run every report")
+    p_all.add_argument("--jobs", type=int, default=1,
+                       help="notebooks executed at once (default 1: in order, stop at the first failure)")
     p_comp = sub.add_parser("companion", help="run one report with another profile and store it in book/scale/"
                                               "<profile>/ as a companion page, for committing")
     p_comp.add_argument("report", help=f"one of: {', '.join(REPORTS)}")
@@ -172,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                 run_report(args.report, args.profile, overrides, args.out, args.force, wait=not args.no_wait,
                            address=args.address)
             else:
-                run_all(args.profile, args.out, args.force, args.device, address=args.address)
+                run_all(args.profile, args.out, args.force, args.device, address=args.address, jobs=args.jobs)
         except ProfileError:
             raise
         except (ReportFailed, RuntimeError, OSError, ValueError) as exc:  # DataError is a RuntimeError

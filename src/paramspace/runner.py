@@ -421,11 +421,17 @@ def _execute(rep, report: str, profile: str, params: dict, src: Path, private: P
 
 
 def run_all(profile: str = "book", output_dir=None, force: bool = False, device: str | None = None,
-            log=print, address: str | None = None) -> list[Path]:
-    """Run every report (in order; stop at the first failure), publish the committed companion pages
-    (other profiles, never re-executed; see :mod:`paramspace.companion`), then write the scorecard.
+            log=print, address: str | None = None, jobs: int = 1) -> list[Path]:
+    """Run every report, publish the committed companion pages (other profiles, never re-executed; see
+    :mod:`paramspace.companion`), then write the scorecard.
     The reports' runs go to the Ray cluster at ``address`` (or ``$RAY_ADDRESS``); without one, ONE
-    local Ray instance started here serves every notebook's kernel, and is stopped at the end."""
+    local Ray instance started here serves every notebook's kernel, and is stopped at the end.
+    ``jobs = 1`` runs the notebooks in order and stops at the first failure; ``jobs > 1`` executes that
+    many notebooks at once (their kernels share the Ray instance, so one notebook's plotting and
+    summaries overlap another's runs; each report still has its own lock, private run folder and
+    stamp), lets the others finish when one fails, then raises the first failure in report order."""
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be an integer >= 1 (notebooks executed at once), got {jobs!r}")
     from .claims import write_scorecard
     from .companion import publish
 
@@ -438,8 +444,22 @@ def run_all(profile: str = "book", output_dir=None, force: bool = False, device:
     stale = force or any(current_outputs(out_dir, name, input_key(name, resolve(name, profile, overrides)))
                          is None for name in REPORTS)
     with cluster_for_kernels(address) if stale else contextlib.nullcontext(address) as address:
-        outs = [run_report(name, profile, overrides, output_dir, force, log=log, address=address)
-                for name in REPORTS]
+        if jobs == 1:
+            outs = [run_report(name, profile, overrides, output_dir, force, log=log, address=address)
+                    for name in REPORTS]
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            def one(name):  # papermill's per-cell bars of several notebooks would interleave: plain lines
+                return run_report(name, profile, overrides, output_dir, force, progress=False, log=log,
+                                  address=address)
+
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                futures = [pool.submit(one, name) for name in REPORTS]
+            errors = [f.exception() for f in futures if f.exception() is not None]
+            if errors:
+                raise errors[0]
+            outs = [f.result() for f in futures]
     publish(Path(output_dir) if output_dir is not None else default_output_dir())
     write_scorecard(Path(output_dir) if output_dir is not None else default_output_dir())
     return outs
