@@ -224,7 +224,6 @@ def test_frame_regularization_paper_profile_on_synthetic_cifar_and_svhn(syntheti
             return real_spectra(model, sizes, A, B)
 
     monkeypatch.setattr(FR, "layer_spectra", first_and_last_layer_spectra)
-    FR._load.cache_clear()
     P = resolve("frame_regularization", "paper", dict(
         device="cpu", cpu_threads=1, n_train=8, n_test=4, batch_size=8, epochs=1, n_seeds=1,
         methods=["none", "frame"], robust_methods=["none", "frame"], severities=[1], n_shift=4, simba_images=2,
@@ -232,7 +231,6 @@ def test_frame_regularization_paper_profile_on_synthetic_cifar_and_svhn(syntheti
     assert P["datasets"] == ["cifar10", "cifar100", "svhn"] and P["archs"] == ["resnet34", "resnet50"]
     assert P["augment"] and P["optimizer"] == "sgd" and P["grad_clip"] > 0 and P["simba_basis"] == "dct"
     out = run_all("frame_regularization", P)
-    FR._load.cache_clear()
     scores = out["scores"]
     main = scores[scores.method.isin(["none", "frame"])]
     assert len(main) == 3 * 2 * 2 and set(main["dataset"]) == {"cifar10", "cifar100", "svhn"}
