@@ -22,18 +22,14 @@ from ..frames import METHODS, Regularizer, layer_input_sizes, layer_spectra
 from ..robustness import CORRUPTION_LABELS, affine_shift, attack_success_rate, corrupt, shift_accuracies, simba
 from ..train import cpu_threads, resolve_device, seed_everything
 from ..vision import ARCH_LABELS, DATASET_LABELS, accuracy, load_data, model_for, second_domain, train_classifier
-from .spec import COMMON, ProfileError, CPU_THREADS, Param, Report, _number, fraction_grid, int_list, positive_float, positive_int
+from .spec import (COMMON, CPU_THREADS, Param, ProfileError, Report, _number, fraction_grid, int_list,
+                   positive_float, positive_int, subset_of)
 
 _FR_DATASETS = ("mnist", "fashion-mnist", "cifar10", "cifar100", "svhn")
 _FR_ARCHS = ("small_resnet", "resnet34", "resnet50")
 _FR_METHODS = ("none", "frame", "mhe", "so", "srip", "ocnn")
 _FR_CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise", "gaussian_blur", "contrast",
                    "brightness", "pixelate")
-
-
-def _subset_of(options: tuple, help: str) -> Param:
-    return Param(list, help, lambda v: len(v) >= 1 and len(set(v)) == len(v) and all(x in options for x in v),
-                 f"a non-empty list of distinct values drawn from {options}")
 
 
 def _nonnegative(help: str) -> Param:
@@ -47,9 +43,9 @@ REPORT = Report(
     seed_id="003",
     params={
         **COMMON,
-        "datasets": _subset_of(_FR_DATASETS, "data sets: 'mnist', 'fashion-mnist' (shipped) or 'cifar10', "
+        "datasets": subset_of(_FR_DATASETS, "data sets: 'mnist', 'fashion-mnist' (shipped) or 'cifar10', "
                                "'cifar100', 'svhn' (paper; need a network)"),
-        "archs": _subset_of(_FR_ARCHS, "networks: 'small_resnet' (book) or torchvision 'resnet34', 'resnet50' "
+        "archs": subset_of(_FR_ARCHS, "networks: 'small_resnet' (book) or torchvision 'resnet34', 'resnet50' "
                             "with a 3x3 stem and no max-pool"),
         "widths": int_list("channels of the small ResNet's stages (one basic block each)"),
         "n_train": positive_int("training images, a seeded random subset per seed (all if >= the set's size)"),
@@ -63,7 +59,7 @@ REPORT = Report(
         "lr": positive_float("initial learning rate"),
         "weight_decay": _nonnegative("L2 weight decay of the optimizer (every method)"),
         "grad_clip": _nonnegative("clip the gradient norm to this value (0 = no clipping)"),
-        "methods": _subset_of(_FR_METHODS, "regularizers compared; must include 'none' and 'frame'"),
+        "methods": subset_of(_FR_METHODS, "regularizers compared; must include 'none' and 'frame'"),
         "frame_A": _nonnegative("lower frame bound A"),
         "frame_B": positive_float("upper frame bound B (>= A)"),
         "frame_weight": _nonnegative("weight of the frame penalty (sum over layers)"),
@@ -73,7 +69,7 @@ REPORT = Report(
         "srip_weight": _nonnegative("weight of SRIP sigma_max(W^T W - I) (sum over layers)"),
         "srip_iters": positive_int("power iterations per training step for SRIP (warm-started)"),
         "ocnn_weight": _nonnegative("weight of the orthogonal-convolution penalty (sum over layers)"),
-        "corruptions": _subset_of(_FR_CORRUPTIONS, "corruptions of the shifted test sets"),
+        "corruptions": subset_of(_FR_CORRUPTIONS, "corruptions of the shifted test sets"),
         "severities": Param(list, "corruption severities", lambda v: len(v) >= 1 and all(
             isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= 5 for x in v)
             and all(a < b for a, b in zip(v[:-1], v[1:])), "a non-empty increasing list of integers in 1..5"),
@@ -87,7 +83,7 @@ REPORT = Report(
                                                                  and x >= 1 for x in v)
                                    and all(a < b for a, b in zip(v[:-1], v[1:])),
                                    "a non-empty strictly increasing list of positive integers"),
-        "robust_methods": _subset_of(_FR_METHODS, "methods compared under domain shift at matched clean accuracy "
+        "robust_methods": subset_of(_FR_METHODS, "methods compared under domain shift at matched clean accuracy "
                                      "and attacked with SimBA (the deck's tables: none, OCNN, frame); must "
                                      "include 'none' and 'frame'"),
         "domain_rotation": _nonnegative("second-domain stand-in where no real one is available: test images "

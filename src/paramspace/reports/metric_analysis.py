@@ -26,7 +26,7 @@ from ..neurons import (align_covariances, align_model, bootstrap_covariances, cl
                        kmeans_neurons, linear_indices, lowrank_bayes, merge_neurons, neuron_covariances,
                        neuron_params, partition_agreement, teacher_answers)
 from ..wasserstein import w2_pairwise
-from .spec import COMMON, CPU_THREADS, Param, ProfileError, Report, positive_float, positive_int
+from .spec import COMMON, CPU_THREADS, Param, ProfileError, Report, positive_float, positive_int, subset_of
 
 _MA_TASKS = ("mnist", "iris", "hapt")
 _MA_ESTIMATORS = ("bootstrap", "bayes", "sandwich")
@@ -50,9 +50,7 @@ REPORT = Report(
     seed_id="000",
     params={
         **COMMON,
-        "datasets": Param(list, "tasks of the quality-vs-parameters figure",
-                          lambda v: len(v) >= 1 and len(set(v)) == len(v) and all(d in _MA_TASKS for d in v),
-                          f"a non-empty list of distinct values drawn from {_MA_TASKS}"),
+        "datasets": subset_of(_MA_TASKS, "tasks of the quality-vs-parameters figure"),
         "lr": positive_float("Adam learning rate (every network)"),
         "batch_size": positive_int("minibatch size"),
         "mnist_train": Param(int, "MNIST training images, a seeded subset per seed", lambda v: 1 <= v <= 60000,

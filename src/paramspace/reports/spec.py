@@ -116,6 +116,12 @@ def fraction_grid(help: str) -> Param:
                  "an increasing list of at least two fractions in [0, 1]")
 
 
+def subset_of(options: tuple, help: str) -> Param:
+    """A non-empty list of distinct values, each one of ``options``."""
+    return Param(list, help, lambda v: len(v) >= 1 and len(set(v)) == len(v) and all(x in options for x in v),
+                 f"a non-empty list of distinct values drawn from {options}")
+
+
 def int_list(help: str) -> Param:
     return Param(list, help, lambda v: len(v) >= 1 and all(_number(x) and isinstance(x, int) and x >= 1 for x in v),
                  "a non-empty list of positive integers")
