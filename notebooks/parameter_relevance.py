@@ -90,6 +90,7 @@ condition_index = "deck"
 noise_fraction = 0.5
 noise_sigmas = [0.0, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0]
 noise_draws = 20
+cpu_threads = 1
 
 # %% tags=["remove-cell"]
 import matplotlib.pyplot as plt

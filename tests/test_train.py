@@ -224,6 +224,23 @@ def test_cpu_threads_context_restores_the_thread_count_even_on_error():
         assert n == before
 
 
+def test_cpu_threads_limits_numpy_blas_too():
+    # the eigendecompositions of Belsley's method run in NumPy's BLAS, which torch's setting does not reach
+    from threadpoolctl import threadpool_info
+
+    from paramspace.train import cpu_threads
+
+    def blas_threads():
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    np.linalg.eigh(np.eye(3))  # make sure NumPy's BLAS is loaded
+    before = blas_threads()
+    assert before
+    with cpu_threads(1):
+        assert set(blas_threads()) == {1}
+    assert blas_threads() == before
+
+
 # --- the one loop: train.fit ----------------------------------------------------------------------
 
 

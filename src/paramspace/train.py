@@ -60,12 +60,17 @@ def set_cpu_threads(n: int) -> int:
 
 @contextmanager
 def cpu_threads(n: int):
-    """``with cpu_threads(n):`` runs the block with :func:`set_cpu_threads` ``(n)`` and restores the
-    previous torch thread count afterwards (also on error)."""
+    """``with cpu_threads(n):`` runs the block with :func:`set_cpu_threads` ``(n)`` and, for ``n > 0``,
+    the BLAS libraries of NumPy and SciPy (e.g. the eigendecompositions of Belsley's method) limited
+    to ``n`` threads too (``threadpoolctl``), so that a run holding ``n`` cores of the engine uses
+    ``n``; both are restored afterwards (also on error)."""
+    from threadpoolctl import threadpool_limits
+
     before = torch.get_num_threads()
     set_cpu_threads(n)
     try:
-        yield torch.get_num_threads()
+        with threadpool_limits(limits=n if n > 0 else None, user_api="blas"):
+            yield torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
 

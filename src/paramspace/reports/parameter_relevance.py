@@ -69,6 +69,7 @@ REPORT = Report(
                               lambda v: len(v) >= 2 and all(_number(x) and x >= 0 for x in v),
                               "a list of at least two non-negative numbers"),
         "noise_draws": positive_int("noise draws per input-noise level"),
+        "cpu_threads": CPU_THREADS,
     },
 )
 
@@ -78,17 +79,17 @@ REPORT.profiles = {
                   hidden=[8], epochs=3, lr=0.01, batch_size=64, prior_sigma=1.0, kl_weight=1.0,
                   synthetic_n=400, synthetic_epochs=3, fractions=[0.0, 0.5, 1.0], belsley_steps=5, laplace_damping=0.001,
                   condition_index="deck",
-                  noise_fraction=0.5, noise_sigmas=[0.0, 0.5], noise_draws=3),
+                  noise_fraction=0.5, noise_sigmas=[0.0, 0.5], noise_draws=3, cpu_threads=1),
     "book": dict(profile="book", device="auto", seed=0, n_seeds=5, datasets=list(_RELEVANCE_DATASETS),
                  hidden=[16], epochs=200, lr=0.01, batch_size=64, prior_sigma=1.0, kl_weight=1.0,
                  synthetic_n=10000, synthetic_epochs=40, fractions=_grid, belsley_steps=100, laplace_damping=0.001,
                  condition_index="deck",
-                 noise_fraction=0.5, noise_sigmas=[0.0, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0], noise_draws=20),
+                 noise_fraction=0.5, noise_sigmas=[0.0, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0], noise_draws=20, cpu_threads=1),
     "paper": dict(profile="paper", device="auto", seed=0, n_seeds=10, datasets=list(_RELEVANCE_DATASETS),
                   hidden=[32, 32], epochs=500, lr=0.005, batch_size=64, prior_sigma=1.0, kl_weight=1.0,
                   synthetic_n=10000, synthetic_epochs=200, fractions=[round(i / 50, 2) for i in range(51)], belsley_steps=400,
                   laplace_damping=0.001, condition_index="deck", noise_fraction=0.5,
-                  noise_sigmas=[0.0, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0], noise_draws=50),
+                  noise_sigmas=[0.0, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0], noise_draws=50, cpu_threads=0),
 }
 
 
@@ -106,14 +107,14 @@ def load_dataset(name: str, seed: int, synthetic_n: int = 10000) -> D.Dataset:
 
 
 def plan(P: dict) -> list[dict]:
-    """One run per (data set, seed), data sets outermost; each holds every value its run reads.
-    ``cpu_threads`` is the torch thread count of the planning process (the report has no parameter
-    for it), so a run in another process computes with the same count."""
-    keep = ("hidden", "lr", "batch_size", "prior_sigma", "kl_weight", "synthetic_n", "fractions", "belsley_steps",
+    """One run per (data set, seed), data sets outermost; each holds every value its run reads,
+    ``cpu_threads`` included (1 in the book profile, so the engine runs two runs at once on two cores;
+    0 = torch's default)."""
+    keep = ("cpu_threads", "hidden", "lr", "batch_size", "prior_sigma", "kl_weight", "synthetic_n", "fractions", "belsley_steps",
             "laplace_damping", "condition_index", "noise_fraction", "noise_sigmas", "noise_draws", "device")
     return [dict(dataset=d, seed=P["seed"] + s,
                  epochs=P["synthetic_epochs"] if d == "synthetic" else P["epochs"],
-                 cpu_threads=torch.get_num_threads(), **{k: P[k] for k in keep})
+                 **{k: P[k] for k in keep})
             for d in P["datasets"] for s in range(P["n_seeds"])]
 
 
