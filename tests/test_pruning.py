@@ -451,6 +451,22 @@ def test_criterion_score_variational_is_mu2_over_sigma2_and_bad_names_are_refuse
         pruning.criterion_score("entropy", bayes=bayes, det=det, X=ds.X_train, y=ds.y_train, task=ds.task)
 
 
+def test_noise_response_with_shared_draws_is_bit_identical():
+    # drawing the perturbations once (input_noise) and passing them gives exactly the numbers of a call
+    # that draws its own with the same seed; the wrong number or shape of draws is refused
+    model = _small_mlp()
+    X = torch.randn(25, 3, generator=torch.Generator().manual_seed(4))
+    sig = [0.0, 0.2, 0.7]
+    noise = pruning.input_noise(X.shape, len(sig), 5, seed=9)
+    assert len(noise) == 15 and all(e.shape == X.shape for e in noise)
+    own = pruning.noise_response(model, X, sig, "classification", n_draws=5, seed=9)
+    assert np.array_equal(pruning.noise_response(model, X, sig, "classification", n_draws=5, noise=noise), own)
+    with pytest.raises(ValueError, match="len\\(sigmas\\) \\* n_draws = 15"):
+        pruning.noise_response(model, X, sig, "classification", n_draws=5, noise=noise[:-1])
+    with pytest.raises(ValueError, match="shaped like X"):
+        pruning.noise_response(model, X[:5], sig, "classification", n_draws=5, noise=noise)
+
+
 def test_noise_surface_grid_and_end_points():
     model = _small_mlp()
     X = torch.randn(30, 3, generator=torch.Generator().manual_seed(0))

@@ -254,17 +254,32 @@ def auc_table(curves, x: str, group: str, clip_min: float | None = 0.0):
 
 
 @torch.no_grad()
+def input_noise(shape: Sequence[int], n_sigmas: int, n_draws: int = 20, seed: int = 0) -> list[torch.Tensor]:
+    """The standard-normal draws :func:`noise_response` uses, in its order (for each sigma, ``n_draws``
+    tensors of ``shape`` from one generator seeded with ``seed``). Drawing them once and passing them to
+    every call (``noise=``) gives the same numbers as drawing them in each call: the pruned models of
+    :func:`noise_surface` all see the same perturbations (common random numbers), and the draws, most
+    of its time on CPU, are made once instead of once per fraction."""
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(tuple(shape), generator=g) for _ in range(n_sigmas * n_draws)]
+
+
 def noise_response(model: nn.Module, X: torch.Tensor, sigmas: Sequence[float], task: str,
-                   n_draws: int = 20, seed: int = 0) -> np.ndarray:
+                   n_draws: int = 20, seed: int = 0, noise: Sequence[torch.Tensor] | None = None) -> np.ndarray:
     """Output noise vs input noise: for each ``sigma``, the standard deviation of the model's output
     (class probabilities for classification) over ``n_draws`` Gaussian input perturbations
-    ``X + sigma * eps``, averaged over points and outputs."""
-    g = torch.Generator().manual_seed(seed)
+    ``X + sigma * eps``, averaged over points and outputs. ``eps`` are :func:`input_noise` ``(X.shape,
+    len(sigmas), n_draws, seed)``, drawn here unless given as ``noise``."""
+    if noise is None:
+        noise = input_noise(X.shape, len(sigmas), n_draws, seed)
+    elif len(noise) != len(sigmas) * n_draws or any(tuple(e.shape) != tuple(X.shape) for e in noise):
+        raise ValueError(f"noise must hold len(sigmas) * n_draws = {len(sigmas) * n_draws} tensors shaped like X "
+                         f"{tuple(X.shape)}; see input_noise")
     out = []
-    for s in sigmas:
+    for i, s in enumerate(sigmas):
         draws = []
-        for _ in range(n_draws):
-            o = predict(model, X + s * torch.randn(X.shape, generator=g))
+        for eps in noise[i * n_draws:(i + 1) * n_draws]:
+            o = predict(model, X + s * eps)
             draws.append(torch.softmax(o, 1) if task == "classification" else o)
         out.append(torch.stack(draws).std(0, unbiased=True).mean().item())
     return np.array(out)
@@ -310,13 +325,17 @@ def criterion_score(name: str, *, bayes: nn.Module | None, det: nn.Module, X, y,
 
 
 def noise_surface(model: nn.Module, scores: Scores, X: torch.Tensor, task: str, *, fractions: Sequence[float],
-                  sigmas: Sequence[float], n_draws: int = 20, seed: int = 0) -> list[dict]:
+                  sigmas: Sequence[float], n_draws: int = 20, seed: int = 0,
+                  noise: Sequence[torch.Tensor] | None = None) -> list[dict]:
     """Output noise over a grid: for every fraction removed (by ``scores``, :func:`prune_by_scores`)
-    and input noise ``sigma``, the output standard deviation of :func:`noise_response` on ``X``.
+    and input noise ``sigma``, the output standard deviation of :func:`noise_response` on ``X``, every
+    fraction with the same draws (``noise``, :func:`input_noise`; drawn once here unless given).
     One row ``dict(fraction, sigma, output_std)`` per grid point, fractions outermost."""
     rows = []
+    if noise is None:
+        noise = input_noise(X.shape, len(sigmas), n_draws, seed)
     for f in fractions:
         m = prune_by_scores(model, scores, f, seed)
-        r = noise_response(m, X, sigmas, task, n_draws=n_draws, seed=seed)
+        r = noise_response(m, X, sigmas, task, n_draws=n_draws, seed=seed, noise=noise)
         rows += [dict(fraction=f, sigma=sg, output_std=v) for sg, v in zip(sigmas, r)]
     return rows

@@ -153,14 +153,17 @@ def _execute(run: dict) -> dict[str, list[dict]]:
         out["timing"].append(dict(dataset=dname, seed=seed, criterion=crit, seconds=seconds[crit]))
     noise_models = {"unpruned": det} | {
         c: pruning.prune_by_scores(det, scores[c], run["noise_fraction"], seed) for c in NOISE_CRITERIA}
+    # one set of input perturbations for every model of the noise study (as if each call drew its own
+    # with the same seed: pruning.input_noise)
+    noise = pruning.input_noise(ds.X_test.shape, len(sigmas), run["noise_draws"], seed)
     for crit, m in noise_models.items():
-        r = pruning.noise_response(m, ds.X_test, sigmas, ds.task, n_draws=run["noise_draws"], seed=seed)
+        r = pruning.noise_response(m, ds.X_test, sigmas, ds.task, n_draws=run["noise_draws"], seed=seed, noise=noise)
         out["noise"] += [dict(dataset=dname, seed=seed, criterion=crit, sigma=s, output_std=v)
                          for s, v in zip(sigmas, r)]
     for crit in NOISE_CRITERIA:
         out["noise_map"] += [dict(dataset=dname, seed=seed, criterion=crit, **row) for row in pruning.noise_surface(
             det, scores[crit], ds.X_test, ds.task, fractions=fractions, sigmas=sigmas,
-            n_draws=run["noise_draws"], seed=seed)]
+            n_draws=run["noise_draws"], seed=seed, noise=noise)]
     return out
 
 
