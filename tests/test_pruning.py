@@ -254,6 +254,60 @@ def test_belsley_order_larger_block():
     assert order[0] in range(1, 6)
 
 
+def _spd(P, seed, cond=1e3):
+    """A random symmetric positive-definite P x P matrix with eigenvalues spread log-uniformly over
+    [1, cond] (distinct with probability one) and random, non-unit scales on its diagonal."""
+    rng = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(rng.standard_normal((P, P)))
+    lam = np.exp(rng.uniform(0.0, np.log(cond), P))
+    s = np.exp(rng.uniform(-1.0, 1.0, P))
+    return (s[:, None] * (Q * lam) @ Q.T) * s[None, :]
+
+
+@pytest.mark.parametrize("index,col", [("deck", 0), ("belsley", -1)])
+@pytest.mark.parametrize("P", [80, 150])
+def test_belsley_column_lanczos_path_equals_the_full_eigendecomposition(index, col, P):
+    # P >= 64 and positive definite: the Cholesky + Lanczos path; it must give the same column
+    A = _spd(P, seed=P)
+    _, q = pruning.belsley_proportions(A, index=index)
+    fast = pruning.belsley_column(A, index=index)
+    np.testing.assert_allclose(fast, q[:, col], rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(fast.sum(), q[:, col].sum(), rtol=1e-8)
+
+
+@pytest.mark.parametrize("index", ["deck", "belsley"])
+def test_belsley_order_is_the_same_with_and_without_the_lanczos_path(index, monkeypatch):
+    A = _spd(100, seed=7)
+    fast = pruning.belsley_order(A, n_steps=20, index=index)
+    monkeypatch.setattr(pruning, "_LANCZOS_MIN_SIZE", 10**9)  # every step through the full eigh
+    dense = pruning.belsley_order(A, n_steps=20, index=index)
+    assert np.array_equal(fast, dense)
+
+
+@pytest.mark.parametrize("index,col", [("deck", 0), ("belsley", -1)])
+def test_belsley_column_falls_back_where_eigenvalues_are_clipped(index, col):
+    # a Gram matrix of rank 30 < P = 90: singular, so the clipping of belsley_proportions applies and
+    # the column must be the full eigendecomposition's, bit for bit
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((30, 90))
+    G = X.T @ X
+    _, q = pruning.belsley_proportions(G, index=index)
+    assert np.array_equal(pruning.belsley_column(G, index=index), q[:, col])
+    # an indefinite matrix (Cholesky fails) falls back too
+    S = G - 5.0 * np.eye(90)
+    _, q = pruning.belsley_proportions(S, index=index)
+    assert np.array_equal(pruning.belsley_column(S, index=index), q[:, col])
+
+
+def test_belsley_column_rejects_bad_input():
+    with pytest.raises(ValueError, match="condition index"):
+        pruning.belsley_column(np.eye(3), index="largest")
+    with pytest.raises(ValueError, match="square"):
+        pruning.belsley_column(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="condition index"):
+        pruning.belsley_order(np.eye(3), index="largest")
+
+
 def test_belsley_scores_follow_the_order():
     lin = nn.Linear(3, 1)  # 4 parameters: weight (3), bias (1)
     cov = np.cov(_collinear_design(), rowvar=False)
