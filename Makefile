@@ -69,6 +69,7 @@ bench: $(STAMP)
 	$(BIN)/python tools/bench_hessian.py --write
 	$(BIN)/python tools/bench_family.py --k 30 --repeats 3 --threads 1 --write
 	$(BIN)/python tools/bench_book.py --write
+	$(BIN)/python tools/bench_gpu.py --write
 
 companion: $(STAMP)
 	@test -n "$$NAME" || { echo "usage: make companion NAME=<report> PROFILE=paper|smoke [DEVICE=cpu|cuda] [SET='k=v ...']"; $(BIN)/python -m paramspace list; exit 2; }
