@@ -200,6 +200,9 @@ match_tolerance_pp = 0.5
 wd_decay = 0.0005
 wd_tolerance_pp = 0.5
 cpu_threads = 1
+amp = "off"
+channels_last = False
+cudnn_benchmark = False
 
 # %% tags=["remove-cell"]
 import matplotlib.pyplot as plt

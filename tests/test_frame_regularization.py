@@ -27,6 +27,13 @@ def test_check_params_and_profiles():
         FR.check_params({**P, "robust_methods": ["none", "ocnn"]})
     with pytest.raises(ProfileError, match="robust_methods"):
         FR.check_params({**P, "methods": ["none", "frame"], "robust_methods": ["none", "frame", "ocnn"]})
+    # the GPU habits: channels_last needs CUDA (refused before any compute), amp is one of the modes
+    if not torch.cuda.is_available():
+        with pytest.raises(ProfileError, match="channels_last = True needs CUDA"):
+            resolve("frame_regularization", "smoke", {"channels_last": True})
+    with pytest.raises(ProfileError, match="amp"):
+        resolve("frame_regularization", "smoke", {"amp": "fp16"})
+    assert resolve("frame_regularization", "smoke", {"amp": "bf16"})["amp"] == "bf16"
     for bad in (dict(severities=[0, 1]), dict(severities=[3, 2]), dict(methods=["frame", "frame"]),
                 dict(datasets=["imagenet"]), dict(simba_basis="haar"), dict(simba_checkpoints=[10, 1])):
         with pytest.raises(ProfileError):

@@ -93,6 +93,43 @@ def test_train_classifier_means_and_determinism():
         V.train_classifier(V.small_resnet(), data, epochs=1, batch_size=16, lr=0.01, optimizer="rmsprop")
 
 
+def _habit_run(data, **habits):
+    seed_everything(0)
+    model = V.small_resnet(1, 10, (4, 4, 8), *data.stats()).to(data.X_train.device)
+    reg = Fm.Regularizer("frame", model, 0.1, A=0.5, B=2.0)
+    out = V.train_classifier(model, data, epochs=2, batch_size=16, lr=0.01, regularizer=reg, seed=1, **habits)
+    return out, model
+
+
+def test_train_classifier_bf16_keeps_the_method():
+    # bf16 autocast: the forward pass in bfloat16 (about 3 significant digits), the weights, the loss and
+    # the frame penalty in float32; the cross-entropy agrees to bfloat16's precision, not to float32's
+    data = _toy_data(n=48)
+    base, _ = _habit_run(data)
+    bf, m = _habit_run(data, amp="bf16")
+    assert all(p.dtype == torch.float32 for p in m.parameters())
+    assert bf["mean_ce"] == pytest.approx(base["mean_ce"], rel=5e-2) and bf["mean_ce"] != base["mean_ce"]
+    assert bf["mean_reg"] == pytest.approx(base["mean_reg"], rel=5e-2)
+    with pytest.raises(ValueError, match="amp must be one of"):
+        V.train_classifier(V.small_resnet(), data, epochs=1, batch_size=16, lr=0.01, amp="fp8")
+    with pytest.raises(ValueError, match="channels_last is a GPU habit"):
+        V.train_classifier(V.small_resnet(), data, epochs=1, batch_size=16, lr=0.01, channels_last=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="channels_last is a CUDA habit (refused on the CPU)")
+def test_train_classifier_channels_last_keeps_the_weights():
+    # the same arithmetic in another memory layout: the same weights to float tolerance
+    # (cuDNN's algorithms may differ between the layouts, so the tolerance is float32's, not bitwise)
+    torch.backends.cudnn.deterministic = True
+    data = _toy_data(n=48).to(torch.device("cuda"))
+    base, m0 = _habit_run(data)
+    cl, m1 = _habit_run(data, channels_last=True)
+    assert m1.stem.weight.is_contiguous(memory_format=torch.channels_last)
+    for a, b in zip(m0.parameters(), m1.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+    assert cl["mean_ce"] == pytest.approx(base["mean_ce"], rel=1e-4)
+
+
 def test_checkpoints():
     assert V.checkpoint_steps(10, 4) == [2, 5, 8, 10] and V.checkpoint_steps(3, 5) == [1, 2, 3]
     assert V.checkpoint_steps(10, 0) == []

@@ -12,6 +12,9 @@ with ``device`` set to ``cpu`` or ``cuda``, the per-run cache off, the clock sto
 ``torch.cuda.synchronize()``.  The CPU side uses ``--cpu-threads`` torch and BLAS threads (default 2: the
 book's machine), the report's own ``cpu_threads`` parameter set to the same where it has one.  A report
 that fails (e.g. a package missing on the GPU machine) gets its error in the table instead of a time.
+Then the GPU habits of issue 14, item 4 (``frame_regularization``'s ``amp="bf16"``, ``channels_last``,
+``cudnn_benchmark``), each alone against none of them on the GPU (``--no-habits`` skips them): a habit
+becomes the paper profile's default only if this table shows it faster.
 ``--write`` puts the table into BENCHMARKS.md (section ``gpu``).
 """
 
@@ -29,7 +32,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def one(name: str, profile: str, device: str, threads: int) -> dict:
+#: the GPU habits of issue 14, item 4, each timed alone against none of them
+HABITS = ({"amp": "bf16"}, {"channels_last": True}, {"cudnn_benchmark": True})
+
+
+def one(name: str, profile: str, device: str, threads: int, extra: dict | None = None) -> dict:
     """In this process: the report's whole plan, one run after the other, timed."""
     os.environ["PARAMSPACE_RUN_CACHE"] = "off"
     os.environ["PARAMSPACE_ENGINE"] = "serial"
@@ -40,7 +47,7 @@ def one(name: str, profile: str, device: str, threads: int) -> dict:
 
     torch.set_num_threads(threads)
     threadpool_limits(limits=threads, user_api="blas")
-    over = {"device": device}
+    over = {"device": device, **(extra or {})}
     if "cpu_threads" in reports.get_report(name).params:
         over["cpu_threads"] = threads
     P = reports.resolve(name, profile, over)
@@ -53,11 +60,11 @@ def one(name: str, profile: str, device: str, threads: int) -> dict:
     return {"seconds": time.perf_counter() - t0, "runs": len(runs)}
 
 
-def measure(name: str, profile: str, device: str, threads: int) -> dict:
-    """:func:`one` in a fresh process; ``{"error": ...}`` if it failed."""
+def measure(name: str, profile: str, device: str, threads: int, extra: dict | None = None) -> dict:
+    """:func:`one` in a fresh process (``extra``: more parameter values); ``{"error": ...}`` if it failed."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.run([sys.executable, __file__, "--one", name, "--profile", profile, "--device", device,
-                           "--cpu-threads", str(threads)], cwd=ROOT, env=env, capture_output=True, text=True)
+                           "--cpu-threads", str(threads), "--extra", json.dumps(extra or {})], cwd=ROOT, env=env, capture_output=True, text=True)
     if proc.returncode:
         last = (proc.stderr.strip().splitlines() or ["exit status %d" % proc.returncode])[-1]
         return {"error": last[:160]}
@@ -77,12 +84,15 @@ def main() -> int:
                     help="report(s) whose paper profile is also timed on the GPU (default: variational_complexity)")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--device", default="cuda", help=argparse.SUPPRESS)
+    ap.add_argument("--extra", default="{}", help=argparse.SUPPRESS)
+    ap.add_argument("--no-habits", action="store_true",
+                    help="skip the GPU habits of frame_regularization (bf16, channels_last, cudnn.benchmark)")
     ap.add_argument("--write", action="store_true", help="write the table into BENCHMARKS.md (section 'gpu')")
     args = ap.parse_args()
     if args.cpu_threads < 1:
         ap.error(f"--cpu-threads must be >= 1, got {args.cpu_threads}")
     if args.one:
-        print(json.dumps(one(args.one, args.profile, args.device, args.cpu_threads)))
+        print(json.dumps(one(args.one, args.profile, args.device, args.cpu_threads, json.loads(args.extra))))
         return 0
 
     import torch
@@ -104,6 +114,15 @@ def main() -> int:
         ratio = f"{cpu['seconds'] / cuda['seconds']:.2f}x" if "seconds" in cpu and "seconds" in cuda else "-"
         rows.append(f"| {name} | {args.profile} | {cell(cpu)} | {cell(cuda)} | {ratio} |")
         print(rows[-1], flush=True)
+    if not args.no_habits:  # issue 14, item 4: each habit alone against none, the ResNet report on the GPU
+        off = measure("frame_regularization", args.profile, "cuda", args.cpu_threads)
+        for habit in HABITS:
+            on = measure("frame_regularization", args.profile, "cuda", args.cpu_threads, habit)
+            ratio = f"{off['seconds'] / on['seconds']:.2f}x" if "seconds" in off and "seconds" in on else "-"
+            label = ", ".join(f"{k}={v}" for k, v in habit.items())
+            rows.append(f"| frame_regularization, {label} | {args.profile} | - | {cell(on)} | {ratio} vs off "
+                        f"({cell(off)}) |")
+            print(rows[-1], flush=True)
     for name in args.paper if args.paper is not None else ["variational_complexity"]:
         cuda = measure(name, "paper", "cuda", args.cpu_threads)
         rows.append(f"| {name} | paper | not run | {cell(cuda)} | - |")

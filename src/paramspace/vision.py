@@ -265,18 +265,47 @@ def checkpoint_steps(total: int, n: int) -> list[int]:
     return sorted({max(1, round(k * total / n)) for k in range(1, n + 1)}) if n > 0 else []
 
 
+AMP_MODES = ("off", "bf16")
+
+
 def train_classifier(model: nn.Module, data: "ImageData", *, epochs: int, batch_size: int, lr: float,
                      optimizer: str = "adam", weight_decay: float = 0.0, grad_clip: float = 0.0,
                      regularizer: Callable[[nn.Module], torch.Tensor] | None = None, seed: int = 0,
-                     checkpoints: int = 0, on_checkpoint: Callable[[int, int], object] | None = None) -> dict:
+                     checkpoints: int = 0, on_checkpoint: Callable[[int, int], object] | None = None,
+                     amp: str = "off", channels_last: bool = False) -> dict:
     """Minimise cross-entropy + ``regularizer(model)`` with :func:`paramspace.train.fit`: ``"adam"`` or
     ``"sgd"`` (Nesterov momentum 0.9) from :func:`paramspace.train.make_optimizer`, a cosine
     learning-rate schedule stepped every batch (to 0 at the end), and, if ``grad_clip > 0``, the
     gradient norm clipped to it.  Batch order and augmentation depend on ``seed`` only.  With
     ``checkpoints = n > 0``, ``on_checkpoint(step, total)`` is called after each of the steps of
     :func:`checkpoint_steps` (the model is back in training mode afterwards).  Returns the wall time
-    (``seconds``) and the mean over steps of the cross-entropy and of the regularizer."""
+    (``seconds``) and the mean over steps of the cross-entropy and of the regularizer.
+
+    GPU habits that leave the method as it is (issue 14, item 4; off by default, to be kept only where
+    ``tools/bench_gpu.py`` measures them faster): ``amp="bf16"`` runs the network's forward pass under
+    ``torch.autocast`` in bfloat16 (the loss, the regularizer on the float32 weights and the optimizer
+    stay in float32); ``channels_last`` stores the weights and each batch in NHWC order (the same
+    arithmetic, another memory layout: equal to float tolerance, tested where CUDA is present). On the
+    CPU ``channels_last`` is refused: with torch 2.14.1 the backward pass of :func:`small_resnet` in
+    NHWC order corrupts the heap and aborts the process (seen on this project's machine)."""
+    if amp not in AMP_MODES:
+        raise ValueError(f"amp must be one of {AMP_MODES}, got {amp!r}")
+    device_type = data.X_train.device.type
+    if channels_last and device_type != "cuda":
+        raise ValueError("channels_last is a GPU habit: on the CPU (here: the data are on "
+                         f"{device_type!r}) torch 2.14.1's NHWC backward pass aborts; use channels_last=False")
     model.train()
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+
+    def forward(x):
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if amp == "bf16":
+            with torch.autocast(device_type, dtype=torch.bfloat16):
+                return model(x).float()
+        return model(x)
+
     sgd = optimizer == "sgd"
     opt = make_optimizer(model.parameters(), optimizer, lr, weight_decay=weight_decay, momentum=0.9 if sgd else 0.0,
                          nesterov=sgd)
@@ -288,7 +317,7 @@ def train_classifier(model: nn.Module, data: "ImageData", *, epochs: int, batch_
 
     def step(batch):
         x, y = batch
-        ce = F.cross_entropy(model(x), y)
+        ce = F.cross_entropy(forward(x), y)
         if regularizer is None:
             sums[0] += ce.detach().double()
             return ce

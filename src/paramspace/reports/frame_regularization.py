@@ -21,7 +21,7 @@ from ..claims import paired_claim
 from ..frames import METHODS, Regularizer, layer_input_sizes, layer_spectra
 from ..robustness import CORRUPTION_LABELS, affine_shift, attack_success_rate, corrupt, shift_accuracies, simba
 from ..train import cpu_threads, resolve_device, seed_everything
-from ..vision import ARCH_LABELS, DATASET_LABELS, accuracy, load_data, model_for, second_domain, train_classifier
+from ..vision import AMP_MODES, ARCH_LABELS, DATASET_LABELS, accuracy, load_data, model_for, second_domain, train_classifier
 from .spec import (COMMON, CPU_THREADS, Param, ProfileError, Report, _number, fraction_grid, int_list,
                    positive_float, positive_int, subset_of)
 
@@ -98,6 +98,10 @@ REPORT = Report(
                                  "(frame without weight decay vs no regularization with it; 0 = no experiment)"),
         "wd_tolerance_pp": _nonnegative("ours: 'frame without weight decay is no worse' allows this many pp"),
         "cpu_threads": CPU_THREADS,
+        "amp": Param(str, "GPU habit: the forward pass under bfloat16 autocast ('bf16') or not ('off'); off until "
+                     "tools/bench_gpu.py measures it faster", lambda v: v in AMP_MODES, f"one of {AMP_MODES}"),
+        "channels_last": Param(bool, "GPU habit: weights and batches in NHWC order (CUDA only); off until measured"),
+        "cudnn_benchmark": Param(bool, "GPU habit: torch.backends.cudnn.benchmark during the runs; off until measured"),
     },
 )
 
@@ -105,7 +109,8 @@ _fr_common = dict(seed=0, methods=list(_FR_METHODS), frame_A=0.5, frame_B=2.0, f
                   mhe_power=2.0, so_weight=0.1, srip_weight=0.1, srip_iters=2, ocnn_weight=0.01,
                   simba_checkpoints=[1, 10, 50, 100, 1000], robust_methods=["none", "ocnn", "frame"],
                   domain_rotation=30.0, domain_translate=0.1,
-                  match_tolerance_pp=0.5, wd_decay=5e-4, wd_tolerance_pp=0.5)
+                  match_tolerance_pp=0.5, wd_decay=5e-4, wd_tolerance_pp=0.5,
+                  amp="off", channels_last=False, cudnn_benchmark=False)
 REPORT.profiles = {
     "smoke": {**_fr_common, **dict(profile="smoke", device="cpu", n_seeds=2, datasets=["fashion-mnist"],
                                    archs=["small_resnet"], widths=[4, 8, 8], n_train=128, n_test=64, augment=False,
@@ -147,6 +152,9 @@ def check_params(params: dict) -> dict:
     if missing or extra:
         raise ProfileError(f"frame_regularization: robust_methods = {params['robust_methods']} must include 'none' "
                            f"and 'frame' and only methods of `methods` ({params['methods']})")
+    if params["channels_last"] and resolve_device(params["device"]).type != "cuda":
+        raise ProfileError(f"frame_regularization: channels_last = True needs CUDA, but device = "
+                           f"{params['device']!r} runs on the CPU (where torch 2.14.1's NHWC backward pass aborts)")
     return params
 
 
@@ -216,7 +224,7 @@ def match_checkpoint(accs, target: float) -> int:
 _RUN_KEYS = ("device", "cpu_threads", "n_train", "n_test", "augment", "widths", "epochs", "batch_size", "optimizer",
              "lr", "grad_clip", "frame_A", "frame_B", "mhe_power", "srip_iters", "corruptions", "severities",
              "n_shift", "simba_basis", "simba_eps", "simba_images", "simba_checkpoints", "domain_rotation",
-             "domain_translate")
+             "domain_translate", "amp", "channels_last", "cudnn_benchmark")
 
 
 def _reg_weight(params: dict, method: str) -> float:
@@ -289,7 +297,8 @@ def _network(run: dict, data, dev):
 def _train(model, data, reg, run: dict, checkpoints: int = 0, on_checkpoint=None) -> dict:
     return train_classifier(model, data, epochs=run["epochs"], batch_size=run["batch_size"], lr=run["lr"],
                             optimizer=run["optimizer"], weight_decay=run["weight_decay"], grad_clip=run["grad_clip"],
-                            regularizer=reg, seed=run["seed"], checkpoints=checkpoints, on_checkpoint=on_checkpoint)
+                            regularizer=reg, seed=run["seed"], checkpoints=checkpoints, on_checkpoint=on_checkpoint,
+                            amp=run["amp"], channels_last=run["channels_last"])
 
 
 def _mean_shift(ev: dict) -> float:
@@ -346,6 +355,8 @@ def execute(run: dict) -> dict:
     closest to the unregularized training's (which comes first): only that checkpoint's domain shift is
     evaluated.  A ``wd`` training gives its clean accuracy.  Pure: it reads only ``run``."""
     dev = resolve_device(run["device"])
+    if dev.type == "cuda":  # set on every run: a Ray worker process is reused by the next run
+        torch.backends.cudnn.benchmark = run["cudnn_benchmark"]
     with cpu_threads(run["cpu_threads"]):
         seed = run["seed"]
         data = load_data(run["dataset"], run["n_train"], run["n_test"], seed, run["augment"]).to(dev)
