@@ -114,17 +114,33 @@ def make_optimizer(parameters, name: str, lr: float, *, weight_decay: float = 0.
     return torch.optim.SGD(parameters, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
 
 
+CLIP_MODES = ("value", "norm", "norm_per_model")
+
+
 def clip_gradients(parameters, clip: float, mode: str = "value") -> None:
     """Clip every gradient entry to ``[-clip, clip]`` (``mode="value"``) or the global gradient norm to
-    ``clip`` (``mode="norm"``); nothing when ``clip == 0``."""
-    if clip < 0 or mode not in ("value", "norm"):
-        raise ValueError(f"need clip >= 0 and mode in ('value', 'norm'), got {clip}, {mode!r}")
+    ``clip`` (``mode="norm"``); nothing when ``clip == 0``.
+
+    ``mode="norm_per_model"`` is ``"norm"`` for a model family whose parameters are stacked along a
+    leading axis of size K: slice k of every gradient is scaled by ``min(1, clip / (||g_k|| + 1e-6))``
+    with ``||g_k||`` the norm of model k's gradient alone, which is what ``clip_grad_norm_`` does to
+    one model's gradient in a separate training (the families' clipping must not couple the models)."""
+    if clip < 0 or mode not in CLIP_MODES:
+        raise ValueError(f"need clip >= 0 and mode in {CLIP_MODES}, got {clip}, {mode!r}")
     if clip == 0:
         return
     if mode == "value":
         torch.nn.utils.clip_grad_value_(parameters, clip)
-    else:
+    elif mode == "norm":
         torch.nn.utils.clip_grad_norm_(parameters, clip)
+    else:
+        grads = [p.grad for p in parameters if p.grad is not None]
+        if not grads:
+            return
+        norms = torch.linalg.vector_norm(torch.stack([g.flatten(1).norm(dim=1) for g in grads]), dim=0)  # (K,)
+        coef = (clip / (norms + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(coef.reshape(-1, *([1] * (g.dim() - 1))))
 
 
 def shuffled_batches(n: int, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu"):

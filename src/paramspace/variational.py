@@ -72,14 +72,20 @@ class BayesLinear(nn.Module):
 
     def kl(self) -> torch.Tensor:
         """``KL(q || p)`` summed over this layer's weights and biases."""
-        prior = Normal(torch.zeros((), device=self.weight_mu.device), self.prior_sigma)
-        return (kl_divergence(Normal(self.weight_mu, self.weight_sigma), prior).sum()
-                + kl_divergence(Normal(self.bias_mu, self.bias_sigma), prior).sum())
+        return (kl_normal(self.weight_mu, self.weight_sigma, self.prior_sigma).sum()
+                + kl_normal(self.bias_mu, self.bias_sigma, self.prior_sigma).sum())
 
     def extra_repr(self) -> str:
         extra = ", local_reparam=True" if self.local_reparam else ""
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"prior_sigma={self.prior_sigma}{extra}")
+
+
+def kl_normal(mu: torch.Tensor, sigma: torch.Tensor, prior_sigma: float) -> torch.Tensor:
+    """``KL(N(mu, sigma^2) || N(0, prior_sigma^2))`` element by element (same shape as ``mu``), as
+    :mod:`torch.distributions` computes it; :meth:`BayesLinear.kl` and the batched family
+    (:func:`paramspace.family.fit_bayes_family`) sum it."""
+    return kl_divergence(Normal(mu, sigma), Normal(torch.zeros((), device=mu.device), prior_sigma))
 
 
 def kl_gaussian_closed_form(mu, sigma, prior_sigma):
