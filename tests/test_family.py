@@ -180,3 +180,51 @@ def test_variational_family_rejects_bad_input_before_training():
     other = H.bayes_mlp([4], prior_sigma=2.0, init_sigma=0.05, local_reparam=False, in_dim=5, out_dim=3)
     with pytest.raises(ValueError, match="same layers, priors"):
         F.fit_bayes_family([models[0], other], data, seeds=[0, 1], kl_weights=1.0, generators=gens, **kw)
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_family_with_own_rows_equals_separate_trainings_on_resamples(task):
+    """Bootstrap copies: model k trained batched on ``rows[k]`` equals ``train`` on the data set whose
+    training set is ``X_train[rows[k]]`` (same seed, same initial weights)."""
+    from dataclasses import replace
+
+    data = _toy(task)
+    out = 3 if task == "classification" else 1
+    seeds = [1000, 1001, 1002]
+    g = torch.Generator().manual_seed(3)
+    rows = torch.randint(0, len(data.X_train), (len(seeds), len(data.X_train)), generator=g)
+    separate, batched = _models(len(seeds), 5, out), _models(len(seeds), 5, out)
+    hists = [train(m, replace(data, X_train=data.X_train[r], y_train=data.y_train[r]), epochs=3, lr=0.05,
+                   batch_size=32, seed=s, device="cpu", progress=False)
+             for m, r, s in zip(separate, rows, seeds)]
+    fitted, losses = F.fit_family(batched, data, seeds=seeds, rows=rows, epochs=3, lr=0.05, batch_size=32,
+                                  device="cpu", progress=False)
+    for k, (a, b) in enumerate(zip(separate, fitted)):
+        assert not b.training  # evaluation mode, as train leaves it
+        for p, q in zip(a.parameters(), b.parameters()):
+            torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(losses[k], torch.tensor(hists[k].loss, dtype=losses.dtype), rtol=1e-5, atol=1e-6)
+    # the rows matter: the same seeds on the full training set give other weights
+    full, _ = F.fit_family(_models(len(seeds), 5, out), data, seeds=seeds, epochs=3, lr=0.05, batch_size=32,
+                           device="cpu", progress=False)
+    assert not torch.allclose(full[0][0].weight, fitted[0][0].weight)
+
+
+def test_family_rejects_bad_rows_before_training():
+    data = _toy("classification")
+    n = len(data.X_train)
+    models = _models(2, 5, 3)
+    before = [p.clone() for p in models[0].parameters()]
+    bad = {"shape": torch.zeros(3, n, dtype=torch.long),  # 3 rows for 2 models
+           "dim": torch.zeros(n, dtype=torch.long),
+           "empty": torch.zeros(2, 0, dtype=torch.long),
+           "dtype": torch.zeros(2, n)}
+    for name, rows in bad.items():
+        with pytest.raises(ValueError, match=r"rows must be an integer tensor of shape \(K, m\) = \(2, m >= 1\)"):
+            F.fit_family(models, data, seeds=[0, 1], rows=rows, epochs=1, device="cpu", progress=False)
+    for value in (n, -1):
+        rows = torch.zeros(2, n, dtype=torch.long)
+        rows[1, 7] = value
+        with pytest.raises(ValueError, match=rf"lie in \[0, {n - 1}\]; got values in"):
+            F.fit_family(models, data, seeds=[0, 1], rows=rows, epochs=1, device="cpu", progress=False)
+    assert all(torch.equal(p, q) for p, q in zip(before, models[0].parameters()))  # nothing trained

@@ -257,3 +257,35 @@ def test_tables_of_the_page_on_hand_made_curves():
                            for d, q in (("iris", 0.9), ("hapt", 0.5)) for s in range(2)])
     tab = M.models_table(models)
     assert list(tab.index) == ["iris", "hapt"] and tab.loc["iris", "quality"] == pytest.approx(0.9)
+
+
+def test_bootstrap_runs_equal_separate_fits_on_the_resamples():
+    """The batched bootstrap family equals the report's former loop: copy b drawn by its own
+    ``rng.integers`` call (in order), trained by ``fit`` with seed ``seed + 1000 + b``, then aligned."""
+    import copy
+    from dataclasses import replace
+
+    from paramspace.neurons import align_model
+
+    P = resolve("metric_analysis", "smoke", dict(iris_hidden=5, iris_epochs=3, n_bootstrap=3))
+    ds, spec, seed = M.load_task("iris", P, 0), M.task_spec("iris", P), 0
+    init = M.new_model(ds, spec, seed)
+    teacher = copy.deepcopy(init)
+    M.fit(teacher, ds, spec, P, seed)
+    runs, moved = M.bootstrap_runs(init, teacher, ds, spec, P, seed, P["n_bootstrap"])
+    rng, n = np.random.default_rng([seed, 1]), len(ds.X_train)
+    ref, ref_moved, total = [], 0, 0
+    for b in range(P["n_bootstrap"]):
+        idx = torch.as_tensor(rng.integers(0, n, n))
+        m = copy.deepcopy(init)
+        M.fit(m, replace(ds, X_train=ds.X_train[idx], y_train=ds.y_train[idx]), spec, P, seed + 1000 + b)
+        aligned, perms, signs = align_model(teacher, m, sign_flip=spec["sign_flip"])
+        ref_moved += sum(int(np.sum((p != np.arange(len(p))) | (s < 0))) for p, s in zip(perms, signs))
+        total += sum(len(p) for p in perms)
+        ref.append(aligned)
+    assert len(runs) == P["n_bootstrap"] and moved == ref_moved / total
+    for a, r in zip(runs, ref):
+        assert not a.training and all(p.device.type == "cpu" for p in a.parameters())
+        for p, q in zip(a.parameters(), r.parameters()):
+            torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(runs[0][0].weight, runs[1][0].weight)  # the copies differ

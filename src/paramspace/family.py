@@ -12,7 +12,8 @@ Why this equals K separate trainings (tested against :func:`paramspace.train.tra
 * Adam and SGD (with weight decay) act element by element, so one optimizer over the stacked
   tensors takes the same steps as K optimizers with the same hyper-parameters;
 * model k draws its minibatches from a generator seeded with ``seeds[k]`` exactly as
-  :func:`paramspace.train.train` does, so it sees the same batches in the same order.
+  :func:`paramspace.train.train` does, so it sees the same batches in the same order; with ``rows``
+  (e.g. K bootstrap resamples) the batch indices index model k's own rows of the one training set.
 
 Only the order of floating-point reductions differs (one batched matmul instead of K), so the weights
 agree to float tolerance, not bit for bit. The data stay on the device, and the per-model losses are
@@ -82,6 +83,7 @@ def fit_family(
     data,
     *,
     seeds: Sequence[int],
+    rows: torch.Tensor | None = None,
     epochs: int = 100,
     lr: float = 1e-2,
     batch_size: int = 64,
@@ -93,30 +95,51 @@ def fit_family(
 ) -> tuple[list[nn.Module], torch.Tensor]:
     """Train the K ``models`` (one architecture) on ``data`` at once; model k uses ``seeds[k]``.
 
-    Same contract as K calls ``train.train(models[k], data, seed=seeds[k], ...)`` (mean NLL, the same
-    minibatch order, Adam or SGD): returns the trained models (updated in place) and the per-epoch mean
-    training loss of each, a ``(K, epochs)`` tensor on the CPU.
+    Same contract as K calls ``train.train(models[k], data_k, seed=seeds[k], ...)`` (mean NLL, the same
+    minibatch order, Adam or SGD), where ``data_k`` is ``data`` itself, or with ``rows`` (a ``(K, m)``
+    integer tensor of row indices into ``data.X_train``) ``data`` with training set
+    ``X_train[rows[k]], y_train[rows[k]]``: K bootstrap resamples, say, without K copies of the data.
+    Model k's minibatch is ``rows[k][perm_k[i:i + batch_size]]`` with ``perm_k`` the permutation of
+    ``range(m)`` that ``train.train`` draws from ``seeds[k]``, i.e. the rows its separate training sees.
+    Returns the trained models (updated in place, left in evaluation mode on the device as
+    ``train.train`` leaves them) and the per-epoch mean training loss of each, a ``(K, epochs)`` tensor
+    on the CPU.
     """
-    if len(seeds) != len(models):
-        raise ValueError(f"need one seed per model: {len(models)} models, {len(seeds)} seeds")
+    K = len(models)
+    if len(seeds) != K:
+        raise ValueError(f"need one seed per model: {K} models, {len(seeds)} seeds")
+    n_data = len(data.X_train)
+    if rows is not None:
+        rows = torch.as_tensor(rows)
+        if rows.dim() != 2 or rows.shape[0] != K or rows.shape[1] < 1 or rows.dtype == torch.bool \
+                or rows.is_floating_point() or rows.is_complex():
+            raise ValueError(f"rows must be an integer tensor of shape (K, m) = ({K}, m >= 1), one row of indices "
+                             f"into data.X_train per model; got shape {tuple(rows.shape)}, dtype {rows.dtype}")
+        lo, hi = int(rows.min()), int(rows.max())
+        if lo < 0 or hi >= n_data:
+            raise ValueError(f"rows must index data.X_train's {n_data} rows, i.e. lie in [0, {n_data - 1}]; "
+                             f"got values in [{lo}, {hi}]")
     if epochs < 1 or batch_size < 1 or lr <= 0:
         raise ValueError(f"need epochs >= 1, batch_size >= 1, lr > 0; got {epochs}, {batch_size}, {lr}")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {optimizer!r}")
     dev = resolve_device(device)
-    K = len(models)
     params, buffers, base = stack([m.to(dev) for m in models])
+    base.train()  # functional_call runs in base's mode; train.train trains in training mode
     params = {k: v.detach().requires_grad_(True) for k, v in params.items()}
     opt = make_optimizer(params.values(), optimizer, lr, weight_decay=weight_decay)
     loss_fn: Callable = task_loss(data.task)
     X, y = data.X_train.to(dev), data.y_train.to(dev)
-    n = len(X)
+    if rows is not None:
+        rows = rows.to(device=dev, dtype=torch.long)
+    n = n_data if rows is None else rows.shape[1]  # each model's training-set size
     gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
     batched_loss = torch.vmap(loss_fn)  # (K, B, out), (K, B) -> (K,)
 
     def losses(p, idx):
-        out = family_forward(base, p, buffers, X[idx])
-        return batched_loss(out, y[idx])
+        sel = idx if rows is None else rows.gather(1, idx)  # (K, B) rows of X, model k's own
+        out = family_forward(base, p, buffers, X[sel])
+        return batched_loss(out, y[sel])
 
     def batches(_epoch):
         perms = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(dev)  # (K, n)
@@ -128,7 +151,10 @@ def fit_family(
 
     fitted = fit(step, opt, batches, epochs=epochs, progress=progress, desc=desc)
     history = torch.tensor(fitted.losses, dtype=torch.float32).T  # (K, epochs)
-    return unstack(params, buffers, models), history.cpu()
+    fitted_models = unstack(params, buffers, models)
+    for m in fitted_models:
+        m.eval()
+    return fitted_models, history.cpu()
 
 
 # --- families of mean-field variational networks --------------------------------------------------

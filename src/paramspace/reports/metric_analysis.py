@@ -239,12 +239,10 @@ def fit(model, ds, spec: dict, params: dict, seed: int, epochs: int | None = Non
     return hist
 
 
-def resample(ds, rng):
-    """A bootstrap resample of the training set (rows drawn with replacement); test set unchanged."""
-    from dataclasses import replace
-
-    idx = torch.as_tensor(rng.integers(0, len(ds.X_train), len(ds.X_train)))
-    return replace(ds, X_train=ds.X_train[idx], y_train=ds.y_train[idx])
+def bootstrap_rows(n: int, n_models: int, rng) -> torch.Tensor:
+    """``(n_models, n)`` row indices: model b's bootstrap resample of the ``n`` training rows (drawn with
+    replacement, one ``rng.integers`` call per model, in order); the test set is unchanged."""
+    return torch.stack([torch.as_tensor(rng.integers(0, n, n)) for _ in range(n_models)])
 
 
 def bootstrap_runs(init: nn.Sequential, reference: nn.Sequential, ds, spec: dict, params: dict, seed: int,
@@ -252,16 +250,23 @@ def bootstrap_runs(init: nn.Sequential, reference: nn.Sequential, ds, spec: dict
     """``n_models`` copies of ``init`` (the reference's initial weights) trained on bootstrap
     resamples of the training set, each aligned to ``reference`` (:func:`align_model`).
 
+    The copies are one batched model family (:func:`paramspace.family.fit_family`, copy b on the rows
+    :func:`bootstrap_rows` drew for it, seed ``seed + 1000 + b``): the same Adam, learning rate, batch
+    size and epochs as :func:`fit`, equal to ``n_models`` separate trainings up to float rounding.
+
     Returns ``(runs, moved)``: the aligned networks and the fraction of hidden neurons that the
     alignment permuted or negated (0 when every run kept its neurons in place)."""
-    from tqdm import tqdm
+    from ..family import fit_family
 
     rng = np.random.default_rng([seed, 1])
+    rows = bootstrap_rows(len(ds.X_train), n_models, rng)
+    models = [copy.deepcopy(init) for _ in range(n_models)]
+    fit_family(models, ds, seeds=[seed + 1000 + b for b in range(n_models)], rows=rows, epochs=spec["epochs"],
+               lr=params["lr"], batch_size=params["batch_size"], device=params["device"], progress=progress,
+               desc="bootstrap")
     runs, moved, total = [], 0, 0
-    for b in tqdm(range(n_models), desc="bootstrap", disable=not progress, leave=False):
-        m = copy.deepcopy(init)
-        fit(m, resample(ds, rng), spec, params, seed + 1000 + b)
-        aligned, perms, signs = align_model(reference, m, sign_flip=spec["sign_flip"])
+    for m in models:
+        aligned, perms, signs = align_model(reference, m.cpu().eval(), sign_flip=spec["sign_flip"])
         moved += sum(int(np.sum((p != np.arange(len(p))) | (s < 0))) for p, s in zip(perms, signs))
         total += sum(len(p) for p in perms)
         runs.append(aligned)
