@@ -155,7 +155,9 @@ def belsley_column(cov: np.ndarray | torch.Tensor, scale: bool = True, rcond: fl
     A = _scaled_covariance(cov, scale)
     P = A.shape[0]
     col = 0 if index == "deck" else -1
-    if P >= _LANCZOS_MIN_SIZE:
+    # a zero on the diagonal (a parameter without variance, e.g. a dead unit's in a gradient Gram matrix)
+    # means singular: straight to the full eigendecomposition
+    if P >= _LANCZOS_MIN_SIZE and np.all(np.diag(A) > 0):
         from scipy.linalg import lapack
         from scipy.sparse.linalg import eigsh
 
