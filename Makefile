@@ -68,7 +68,7 @@ show: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python tools/bench_hessian.py --write
 	$(BIN)/python tools/bench_family.py --k 30 --repeats 3 --threads 1 --write
-	$(BIN)/python tools/bench_belsley.py --repeats 3 --threads 1 --write
+	$(BIN)/python tools/bench_relevance.py --repeats 3 --threads 1 --write
 	$(BIN)/python tools/bench_book.py --write
 	$(BIN)/python tools/bench_gpu.py --write
 
