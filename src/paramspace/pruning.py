@@ -134,7 +134,7 @@ _LANCZOS_MIN_SIZE = 64
 
 
 def belsley_column(cov: np.ndarray | torch.Tensor, scale: bool = True, rcond: float = 1e-12,
-                   index: str = "deck") -> np.ndarray:
+                   index: str = "deck", lanczos: bool = True) -> np.ndarray:
     """The proportions on the direction of largest condition index, ``q[:, 0]`` of
     :func:`belsley_proportions` for the deck's index (largest eigenvalue) and ``q[:, -1]`` for
     Belsley's (smallest), without the full eigendecomposition where that is exact.
@@ -148,8 +148,14 @@ def belsley_column(cov: np.ndarray | torch.Tensor, scale: bool = True, rcond: fl
     (:func:`scipy.sparse.linalg.eigsh`, to machine precision; the smallest eigenpair of ``A`` as the
     largest of ``A^{-1}``). Otherwise (not positive definite, or clipping would apply, or P < 64)
     the column is taken from :func:`belsley_proportions`. The two agree to rounding (tests in
-    ``tests/test_pruning.py``); the benchmark is in ``BENCHMARKS.md``.
+    ``tests/test_pruning.py``); the benchmark is in ``BENCHMARKS.md``. ``lanczos=False`` always takes
+    the full eigendecomposition.
     """
+    return _belsley_column(cov, scale, rcond, index, lanczos)[0]
+
+
+def _belsley_column(cov, scale: bool, rcond: float, index: str, lanczos: bool) -> tuple[np.ndarray, bool]:
+    """:func:`belsley_column` and whether the Cholesky + Lanczos path gave it."""
     if index not in CONDITION_INDICES:
         raise ValueError(f"condition index must be one of {CONDITION_INDICES}, got {index!r}")
     A = _scaled_covariance(cov, scale)
@@ -157,7 +163,7 @@ def belsley_column(cov: np.ndarray | torch.Tensor, scale: bool = True, rcond: fl
     col = 0 if index == "deck" else -1
     # a zero on the diagonal (a parameter without variance, e.g. a dead unit's in a gradient Gram matrix)
     # means singular: straight to the full eigendecomposition
-    if P >= _LANCZOS_MIN_SIZE and np.all(np.diag(A) > 0):
+    if lanczos and P >= _LANCZOS_MIN_SIZE and np.all(np.diag(A) > 0):
         from scipy.linalg import lapack
         from scipy.sparse.linalg import eigsh
 
@@ -172,9 +178,9 @@ def belsley_column(cov: np.ndarray | torch.Tensor, scale: bool = True, rcond: fl
             # a margin of 10x keeps rounding in the extreme eigenvalues from hiding a clip
             if lam_min > 0 and lam_min >= 10.0 * max(rcond * lam_max, np.finfo(float).tiny):
                 v, lam = (v_max[:, 0], lam_max) if index == "deck" else (v_min[:, 0], lam_min)
-                return (v**2 / lam) / np.diag(inv)
+                return (v**2 / lam) / np.diag(inv), True
     _, q = belsley_proportions(A, scale=False, rcond=rcond, index=index)
-    return q[:, col]
+    return q[:, col], False
 
 
 def belsley_order(cov, n_steps: int = 100, scale: bool = True, progress: bool = False,
@@ -194,9 +200,12 @@ def belsley_order(cov, n_steps: int = 100, scale: bool = True, progress: bool = 
     step = max(1, math.ceil(P / n_steps))
     active = list(range(P))
     order: list[int] = []
+    # once a step needs the full eigendecomposition (singular or clipped), the later steps, principal
+    # submatrices of the same matrix, almost always do too: stop trying Cholesky (same numbers)
+    lanczos = True
     with tqdm(total=P, desc="Belsley", disable=not progress, leave=False) as bar:
         while len(active) > 1:
-            q = belsley_column(A[np.ix_(active, active)], scale=scale, index=index)
+            q, lanczos = _belsley_column(A[np.ix_(active, active)], scale, 1e-12, index, lanczos)
             take = np.argsort(-q, kind="stable")[: min(step, len(active) - 1)]
             order.extend(active[t] for t in take)  # most dependent first, also within a step
             for t in sorted(take, reverse=True):
