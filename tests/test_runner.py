@@ -341,7 +341,8 @@ def test_interrupted_runner_leaves_the_served_outputs(fake, monkeypatch):
     real = papermill.execute_notebook
 
     def interrupted(nb_in, nb_out, **kw):
-        C.write_ledger(NAME, [C.Claim("seed 1", "r", "1", "not reproduced", profile="smoke", deck="s")])
+        private = Path(kw["kernel_manager_class"].extra_env["PARAMSPACE_OUTPUT_DIR"])  # the kernel's folder
+        C.write_ledger(NAME, [C.Claim("seed 1", "r", "1", "not reproduced", profile="smoke", deck="s")], private)
         Path(nb_out).write_text("{}")
         raise KeyboardInterrupt
 
@@ -379,6 +380,48 @@ def test_all_checks_every_report_before_running_any(tmp_path, capsys):
 
 
 # --- several notebooks at once (make book JOBS=2) ----------------------------------------------------
+
+
+def test_notebooks_at_once_each_write_into_their_own_folder(tmp_path, monkeypatch):
+    """Two notebooks run by two threads of one runner (``make book JOBS=2``): each kernel gets its own
+    private output folder, so each report's ledger and source land beside its own notebook.  (With the
+    folder passed through the process-wide environment, report 2's kernel once started with report 1's
+    folder; its ledger and source were never served and the book build failed.)"""
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = ("fake_a", "fake_b")
+    for name in names:
+        nb = tmp_path / f"{name}.py"
+        # each kernel also records the private folder it was given
+        record = (f"(Path(os.environ['PARAMSPACE_OUTPUT_DIR']) / '{name}.folder')"
+                  ".write_text(Path(os.environ['PARAMSPACE_OUTPUT_DIR']).name)\n")
+        nb.write_text(NOTEBOOK.replace('"fake_report"', repr(name)).replace("fake_report.py", f"{name}.py")
+                      .replace("from paramspace import claims as C", record + "from paramspace import claims as C"))
+        values = dict(profile="smoke", device="cpu", seed=0, n_seeds=1, mode="ok")
+        rep = Report(name=name, title=name, author="tests", seed_id="000", notebook=str(nb),
+                     params={**COMMON, "mode": Param(str, "what the notebook does", lambda v: v in ("ok",), "ok")},
+                     profiles={p: {**values, "profile": p} for p in reports.PROFILES})
+        monkeypatch.setitem(reports.REPORTS, name, rep)
+    import threading
+
+    import papermill
+
+    real, both_ready = papermill.execute_notebook, threading.Barrier(2, timeout=60)
+
+    def together(*a, **kw):  # both runners are past their set-up before either kernel starts: the race
+        both_ready.wait()
+        return real(*a, **kw)
+
+    monkeypatch.setattr(papermill, "execute_notebook", together)
+    out = tmp_path / "out"
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda n: run_report(n, "smoke", {}, out, progress=False, log=lambda *_: None), names))
+    for name in names:
+        assert (out / f"{name}.folder").read_text().startswith(f".{name}.run-")  # its own, not the other's
+        assert (out / f"{name}.py").read_text() == "# source, seed 0\n"
+        assert C.read_ledger(out / f"{name}.claims.json")[0].claim == "seed 0"
+        assert current_outputs(out, name) is not None
+    assert not list(out.glob(".*.run-*")) and "PARAMSPACE_OUTPUT_DIR" not in os.environ
 
 
 def test_run_all_with_jobs_runs_notebooks_at_once_and_raises_the_first_failure_in_order(tmp_path, monkeypatch):

@@ -376,6 +376,27 @@ def _kernels_cluster(report: str, params: dict, address: str | None):
     return contextlib.nullcontext(address)
 
 
+def kernel_manager_with_env(env: dict[str, str]):
+    """A kernel manager class (``jupyter_client``'s async one, what papermill uses) whose kernels start with
+    ``env`` on top of this process's environment.
+
+    Why not ``os.environ``: with ``jobs > 1`` several notebooks start their kernels from threads of one
+    process, and a variable set process-wide for one notebook reaches the other's kernel.  It did: in a
+    fresh-clone ``make book``, report 2's kernel started with report 1's private output folder, so report
+    2's ledger and source download were written there and never served (the book build then failed on
+    the missing download).  Here each kernel gets its own folder (``tests/test_runner.py``)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class EnvKernelManager(AsyncKernelManager):
+        extra_env = dict(env)
+
+        async def _async_pre_start_kernel(self, **kw):
+            kw["env"] = {**(kw.get("env") or os.environ), **self.extra_env}
+            return await super()._async_pre_start_kernel(**kw)
+
+    return EnvKernelManager
+
+
 def _execute(rep, report: str, profile: str, params: dict, src: Path, private: Path, out_dir: Path,
              progress: bool, address: str | None = None) -> None:
     """papermill into ``private``; a failure keeps the notebook as ``.<name>.failed.ipynb``."""
@@ -385,17 +406,16 @@ def _execute(rep, report: str, profile: str, params: dict, src: Path, private: P
 
     executed = private / f"{rep.name}.ipynb"
     failed = out_dir / f".{rep.name}.failed.ipynb"
-    saved = {v: os.environ.get(v) for v in ("PARAMSPACE_OUTPUT_DIR", "RAY_ADDRESS")}
+    env = {"PARAMSPACE_OUTPUT_DIR": str(private.resolve())}
+    if address:
+        env["RAY_ADDRESS"] = address  # the kernel's engine connects to it
     with tempfile.TemporaryDirectory() as tmp:
         nb_in = Path(tmp) / f"{rep.name}.ipynb"
         to_ipynb(src, nb_in)
-        os.environ["PARAMSPACE_OUTPUT_DIR"] = str(private.resolve())
-        if address:
-            os.environ["RAY_ADDRESS"] = address  # the kernel's engine connects to it
         try:
             papermill.execute_notebook(str(nb_in), str(executed), parameters=params, kernel_name="python3",
                                        cwd=str(project_root() / "notebooks"), progress_bar=progress,
-                                       log_output=False)
+                                       log_output=False, kernel_manager_class=kernel_manager_with_env(env))
         except PapermillExecutionError as exc:
             os.replace(executed, failed)
             where = _describe_cell(failed, exc.cell_index)
@@ -411,12 +431,6 @@ def _execute(rep, report: str, profile: str, params: dict, src: Path, private: P
                 f"report {report!r} ({profile} profile): the kernel running {rep.notebook} died (killed -- "
                 f"out of memory is the usual cause; try a smaller profile or fewer rows){kept}"
             ) from None
-        finally:
-            for var, value in saved.items():
-                if value is None:
-                    os.environ.pop(var, None)
-                else:
-                    os.environ[var] = value
     _hide_default_parameters(executed)
 
 
