@@ -78,6 +78,20 @@ def family_forward(base: nn.Module, params: dict, buffers: dict, X: torch.Tensor
     return torch.vmap(one, in_dims=(0, 0, None if shared else 0))(params, buffers, X)
 
 
+def family_batches(n: int, batch_size: int, seeds: Sequence[int], device: torch.device | str = "cpu"):
+    """``batches(epoch)`` for :func:`~paramspace.train.fit` over a family: each epoch, model k's
+    permutation of ``range(n)`` drawn as :func:`paramspace.train.shuffled_batches` draws it from a
+    generator seeded with ``seeds[k]`` (on the CPU), cut into ``(K, batch_size)`` index tensors (the
+    last may be shorter): row k is the batch model k's separate training sees."""
+    gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
+
+    def batches(_epoch: int):
+        perms = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)  # (K, n)
+        return (perms[:, i:i + batch_size] for i in range(0, n, batch_size))
+
+    return batches
+
+
 def fit_family(
     models: Sequence[nn.Module],
     data,
@@ -133,7 +147,6 @@ def fit_family(
     if rows is not None:
         rows = rows.to(device=dev, dtype=torch.long)
     n = n_data if rows is None else rows.shape[1]  # each model's training-set size
-    gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
     batched_loss = torch.vmap(loss_fn)  # (K, B, out), (K, B) -> (K,)
 
     def losses(p, idx):
@@ -141,15 +154,11 @@ def fit_family(
         out = family_forward(base, p, buffers, X[sel])
         return batched_loss(out, y[sel])
 
-    def batches(_epoch):
-        perms = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(dev)  # (K, n)
-        return (perms[:, i:i + batch_size] for i in range(0, n, batch_size))  # (K, B): model k's own batch
-
     def step(idx):
         per_model = losses(params, idx)
         return per_model.sum(), per_model  # minimise the sum; track each model's loss
 
-    fitted = fit(step, opt, batches, epochs=epochs, progress=progress, desc=desc)
+    fitted = fit(step, opt, family_batches(n, batch_size, seeds, dev), epochs=epochs, progress=progress, desc=desc)
     history = torch.tensor(fitted.losses, dtype=torch.float32).T  # (K, epochs)
     fitted_models = unstack(params, buffers, models)
     for m in fitted_models:
@@ -291,16 +300,11 @@ def fit_bayes_family(
     n = len(X)
     lam = torch.tensor(kl_weights, dtype=X.dtype, device=dev)
     batched_nll = torch.vmap(task_loss(data.task))
-    batch_gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
     traces: list[list[tuple[int, float]]] = [[] for _ in models]
 
     def kl(p):  # (K,) KL(q_k || p), summed over every layer's weights and biases
         return sum(V.kl_normal(p[f"{i}.{w}_mu"], F.softplus(p[f"{i}.{w}_rho"]), layer.prior_sigma).flatten(1).sum(1)
                    for i, layer in enumerate(layers) if isinstance(layer, V.BayesLinear) for w in ("weight", "bias"))
-
-    def batches(_epoch):
-        perms = torch.stack([torch.randperm(n, generator=g) for g in batch_gens]).to(dev)  # (K, n)
-        return (perms[:, i:i + batch_size] for i in range(0, n, batch_size))
 
     def step(idx):
         per_model = batched_nll(bayes_family_forward(layers, params, X[idx], generators), y[idx]) + lam * kl(params) / n
@@ -315,7 +319,7 @@ def fit_bayes_family(
         if steps % eval_every == 0:
             record(steps)
 
-    fitted = fit(step, opt, batches, epochs=epochs, clip=clip,
+    fitted = fit(step, opt, family_batches(n, batch_size, seeds, dev), epochs=epochs, clip=clip,
                  clip_mode="norm_per_model" if clip_mode == "norm" else "value",
                  after_step=after_step if eval_every else None, progress=progress, desc=desc)
     unstack(params, buffers, models)

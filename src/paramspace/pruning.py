@@ -83,6 +83,10 @@ def near_dependent(eta: np.ndarray, index: str = "deck", threshold: float = 30.0
     raise ValueError(f"condition index must be one of {CONDITION_INDICES}, got {index!r}")
 
 
+#: eigenvalues below ``RCOND * lam_max`` are clipped there (:func:`belsley_proportions`)
+RCOND = 1e-12
+
+
 def _scaled_covariance(cov, scale: bool) -> np.ndarray:
     """``cov`` as a symmetric float64 NumPy matrix, rescaled to unit diagonal when ``scale``
     (Belsley's column scaling); checks that it is square and finite."""
@@ -103,7 +107,7 @@ def _scaled_covariance(cov, scale: bool) -> np.ndarray:
     return A
 
 
-def belsley_proportions(cov: np.ndarray | torch.Tensor, scale: bool = True, rcond: float = 1e-12,
+def belsley_proportions(cov: np.ndarray | torch.Tensor, scale: bool = True, rcond: float = RCOND,
                         index: str = "deck"):
     """Condition indices and variance-decomposition proportions of a covariance matrix.
 
@@ -133,7 +137,7 @@ def belsley_proportions(cov: np.ndarray | torch.Tensor, scale: bool = True, rcon
 _LANCZOS_MIN_SIZE = 64
 
 
-def belsley_column(cov: np.ndarray | torch.Tensor, scale: bool = True, rcond: float = 1e-12,
+def belsley_column(cov: np.ndarray | torch.Tensor, scale: bool = True, rcond: float = RCOND,
                    index: str = "deck", lanczos: bool = True) -> np.ndarray:
     """The proportions on the direction of largest condition index, ``q[:, 0]`` of
     :func:`belsley_proportions` for the deck's index (largest eigenvalue) and ``q[:, -1]`` for
@@ -205,7 +209,7 @@ def belsley_order(cov, n_steps: int = 100, scale: bool = True, progress: bool = 
     lanczos = True
     with tqdm(total=P, desc="Belsley", disable=not progress, leave=False) as bar:
         while len(active) > 1:
-            q, lanczos = _belsley_column(A[np.ix_(active, active)], scale, 1e-12, index, lanczos)
+            q, lanczos = _belsley_column(A[np.ix_(active, active)], scale, RCOND, index, lanczos)
             take = np.argsort(-q, kind="stable")[: min(step, len(active) - 1)]
             order.extend(active[t] for t in take)  # most dependent first, also within a step
             for t in sorted(take, reverse=True):
