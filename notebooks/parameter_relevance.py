@@ -244,7 +244,8 @@ display(Markdown(titled_table("Area under quality vs fraction removed (mean ± s
 #
 # Gaussian noise of standard deviation $\sigma$ is added to the standardised test inputs; the output
 # noise is the standard deviation of the output (of the class probabilities for Wine) across noise
-# draws, averaged over test points. The deck's figures 'Влияние шума в начальных данных на шум выхода
+# draws, averaged over test points. Every model of a seed (every criterion and fraction) sees the same
+# draws. The deck's figures 'Влияние шума в начальных данных на шум выхода
 # нейросети' have panels (a) random removal, (b) Optimal Brain Damage, (c) variational method; as we read
 # their axis labels (the images are not in the text) the horizontal axis is the percentage of parameters
 # removed (0 to 100), the vertical one the input noise (0 to 1) and the colour the output noise (its
@@ -270,7 +271,9 @@ plt.show()
 #
 # {numref}`tab-r5-timing`: wall time to compute the scores (milliseconds, mean over seeds; excludes
 # training, measured on a shared machine). OBD needs the exact Hessian diagonal, Belsley's method the
-# full Hessian and about `belsley_steps` eigendecompositions.
+# full Hessian and about `belsley_steps` steps, each of which needs only the proportions on one direction:
+# a Cholesky factorisation and one Lanczos eigenpair where the matrix is positive definite and nothing is
+# clipped (the Laplace covariance), a full eigendecomposition otherwise (the singular design $\mathbf G$).
 
 # %% tags=["hide-input"]
 display(Markdown(titled_table("Wall time of each criterion (ms, mean over seeds)", "tab-r5-timing",
@@ -285,8 +288,11 @@ display(Markdown(titled_table("Wall time of each criterion (ms, mean over seeds)
 # * **The covariance $\mathbf A_{ps}$ of the parameters** is not pinned down in the deck; ours is the Laplace
 #   approximation $(\mathbf H + 10^{-3}\mathbf I)^{-1}$ at the posterior mean, rescaled to unit diagonal.
 # * **The removal rule** follows the deck's words literally ($\xi = \arg\max_j \lambda_j/\lambda_{\max}$, then
-#   the largest $q_{k\xi}$), about $P/$`belsley_steps` parameters per eigendecomposition rather than one.
-#   Belsley's own index is an option of ours; on the deck's toy set the two rules disagree (above).
+#   the largest $q_{k\xi}$), about $P/$`belsley_steps` parameters per step rather than one.
+#   Belsley's own index is an option of ours; on the deck's toy set the two rules disagree (above). Where
+#   the largest eigenvalue is repeated (late steps, when the parameters of units that never activate are
+#   left: they form an identity block), the deck's direction $\xi$ is not unique; the computation then
+#   picks one vector of that eigenspace, and which one depends on the linear-algebra routine.
 # * **Added by us:** the magnitude baseline, Belsley on the linearised design $\mathbf G$, the area under the
 #   curve as the summary of a curve, and the noise curves at a fixed fraction ({numref}`fig-r5-noise`).
 # * **Networks and training** (one hidden layer of 16 units, Adam, 200 epochs, 40 on the synthetic data)
