@@ -299,6 +299,57 @@ def test_belsley_column_falls_back_where_eigenvalues_are_clipped(index, col):
     assert np.array_equal(pruning.belsley_column(S, index=index), q[:, col])
 
 
+def _repeated_top(P=90, m=4, seed=5):
+    """An SPD matrix with unit diagonal whose top eigenvalue repeats m times (the dead-unit case of
+    report 5: an identity block in the scaled covariance), the rest distinct and smaller."""
+    rng = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(rng.standard_normal((P, P)))
+    lam = np.concatenate([np.full(m, 50.0), np.exp(rng.uniform(0.0, np.log(20.0), P - m))])
+    A = (Q * lam) @ Q.T
+    d = 1.0 / np.sqrt(np.diag(A))
+    return d[:, None] * A * d[None, :]
+
+
+def test_belsley_column_is_a_function_of_the_matrix_where_the_top_eigenvalue_repeats():
+    # The deck's direction is not unique here; Lanczos must still pick the same vector every time,
+    # whatever ran before in the process (scipy's default start vector came from fresh entropy, so two
+    # calls picked different vectors of the eigenspace and report 5's order changed from run to run).
+    A = _repeated_top()
+    q1, lanczos = pruning._belsley_column(A, True, pruning.RCOND, "deck", True)
+    assert lanczos  # the Cholesky + Lanczos path, where the start vector matters
+    from scipy.sparse.linalg import eigsh
+
+    eigsh(_spd(70, seed=1), k=2, which="LA")  # something else in between
+    np.random.seed(123)
+    q2 = pruning.belsley_column(A, index="deck")
+    assert np.array_equal(q1, q2)
+    # still a valid column: proportions of the top eigenspace, summing like the full one's
+    _, q = pruning.belsley_proportions(A, index="deck")
+    np.testing.assert_allclose(q1.sum(), q[:, 0].sum(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("index,col", [("deck", 0), ("belsley", -1)])
+def test_belsley_column_falls_back_where_arpack_fails(index, col, monkeypatch):
+    # ARPACK's error 3 ("no shifts could be applied") was raised on report 5's synthetic network: the
+    # column must then come from the full eigendecomposition, bit for bit, and belsley_order stops trying
+    import scipy.sparse.linalg as sla
+
+    def fail(*args, **kwargs):
+        raise sla.ArpackError(3)
+
+    A = _spd(80, seed=2)
+    monkeypatch.setattr(sla, "eigsh", fail)
+    q_fast, lanczos = pruning._belsley_column(A, True, pruning.RCOND, index, True)
+    _, q = pruning.belsley_proportions(A, index=index)
+    assert not lanczos
+    assert np.array_equal(q_fast, q[:, col])
+    monkeypatch.setattr(pruning, "_LANCZOS_MIN_SIZE", 10**9)
+    dense = pruning.belsley_order(A, n_steps=10, index=index)
+    monkeypatch.undo()
+    monkeypatch.setattr(sla, "eigsh", fail)
+    assert np.array_equal(pruning.belsley_order(A, n_steps=10, index=index), dense)
+
+
 def test_belsley_column_rejects_bad_input():
     with pytest.raises(ValueError, match="condition index"):
         pruning.belsley_column(np.eye(3), index="largest")

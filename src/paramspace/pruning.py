@@ -9,6 +9,7 @@ the scored parameters (exactly ``round(fraction * total)`` of them) with
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Sequence
 
@@ -137,6 +138,15 @@ def belsley_proportions(cov: np.ndarray | torch.Tensor, scale: bool = True, rcon
 _LANCZOS_MIN_SIZE = 64
 
 
+@functools.lru_cache(maxsize=8)
+def _lanczos_start(n: int) -> np.ndarray:
+    """Lanczos's start vector for an n x n matrix: fixed (seeded), so that every process computes the
+    same eigenvector, and random, so that it is not orthogonal to the one sought (read-only, shared)."""
+    v = np.random.default_rng(0).standard_normal(n)
+    v.setflags(write=False)
+    return v
+
+
 def belsley_column(cov: np.ndarray | torch.Tensor, scale: bool = True, rcond: float = RCOND,
                    index: str = "deck", lanczos: bool = True) -> np.ndarray:
     """The proportions on the direction of largest condition index, ``q[:, 0]`` of
@@ -151,7 +161,10 @@ def belsley_column(cov: np.ndarray | torch.Tensor, scale: bool = True, rcond: fl
     ``potri``, about P^3 flops), and the one eigenpair needed comes from Lanczos
     (:func:`scipy.sparse.linalg.eigsh`, to machine precision; the smallest eigenpair of ``A`` as the
     largest of ``A^{-1}``). Otherwise (not positive definite, or clipping would apply, or P < 64)
-    the column is taken from :func:`belsley_proportions`. The two agree to rounding (tests in
+    the column is taken from :func:`belsley_proportions`; also where ARPACK fails (its error 3 was
+    seen on report 5's synthetic network). Lanczos starts from a fixed seeded vector, so a step is a
+    function of the matrix alone: scipy's default start is drawn from fresh entropy at every call,
+    which made the vector picked in a repeated top eigenvalue change from run to run. The two agree to rounding (tests in
     ``tests/test_pruning.py``); the benchmark is in ``BENCHMARKS.md``. ``lanczos=False`` always takes
     the full eigendecomposition.
     """
@@ -169,15 +182,23 @@ def _belsley_column(cov, scale: bool, rcond: float, index: str, lanczos: bool) -
     # means singular: straight to the full eigendecomposition
     if lanczos and P >= _LANCZOS_MIN_SIZE and np.all(np.diag(A) > 0):
         from scipy.linalg import lapack
-        from scipy.sparse.linalg import eigsh
+        from scipy.sparse.linalg import ArpackError, eigsh
 
         c, info = lapack.dpotrf(A, lower=1, clean=1)
         if info == 0:
             inv, info = lapack.dpotri(c, lower=1)
         if info == 0:
             inv = np.tril(inv) + np.tril(inv, -1).T
-            lam_max, v_max = eigsh(A, k=1, which="LA", tol=0)
-            mu_max, v_min = eigsh(inv, k=1, which="LA", tol=0)
+            # Without v0 and rng, eigsh starts from a vector drawn from fresh OS entropy (scipy >= 1.15),
+            # so the vector it picks in a repeated eigenvalue, and whether ARPACK converges at all,
+            # changed from one call to the next: a fixed start (and restarts) make the step a function of A
+            v0 = _lanczos_start(P)
+            try:
+                lam_max, v_max = eigsh(A, k=1, which="LA", tol=0, v0=v0, rng=0)
+                mu_max, v_min = eigsh(inv, k=1, which="LA", tol=0, v0=v0, rng=0)
+            except ArpackError:  # e.g. error 3, no shifts could be applied: the full eigh below
+                info = -1
+        if info == 0:
             lam_max, lam_min = float(lam_max[0]), 1.0 / float(mu_max[0])
             # a margin of 10x keeps rounding in the extreme eigenvalues from hiding a clip
             if lam_min > 0 and lam_min >= 10.0 * max(rcond * lam_max, np.finfo(float).tiny):
