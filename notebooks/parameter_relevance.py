@@ -292,7 +292,9 @@ display(Markdown(titled_table("Wall time of each criterion (ms, mean over seeds)
 #   Belsley's own index is an option of ours; on the deck's toy set the two rules disagree (above). Where
 #   the largest eigenvalue is repeated (late steps, when the parameters of units that never activate are
 #   left: they form an identity block), the deck's direction $\xi$ is not unique; the computation then
-#   picks one vector of that eigenspace, and which one depends on the linear-algebra routine.
+#   picks one vector of that eigenspace, and which one depends on the linear-algebra routine. Lanczos
+#   starts from a fixed seeded vector, so the pick is the same on every run (SciPy's default start is
+#   drawn afresh at each call, which made this pick, and the order after it, change between builds).
 # * **Added by us:** the magnitude baseline, Belsley on the linearised design $\mathbf G$, the area under the
 #   curve as the summary of a curve, and the noise curves at a fixed fraction ({numref}`fig-r5-noise`).
 # * **Networks and training** (one hidden layer of 16 units, Adam, 200 epochs, 40 on the synthetic data)
