@@ -11,7 +11,8 @@
 #   make bench                     -> BENCHMARKS.md (each tool rewrites its own section): peak memory of the
 #                                  Hessian at the paper sizes; K = 30 MLPs batched vs one after the other;
 #                                  each report's book profile in one process vs on the engine (about 45 min
-#                                  on 2 cores)
+#                                  on 2 cores); every run of the book profile timed alone (two processes, about
+#                                  30 min)
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
@@ -70,6 +71,12 @@ bench: $(STAMP)
 	$(BIN)/python tools/bench_family.py --k 30 --repeats 3 --threads 1 --write
 	$(BIN)/python tools/bench_relevance.py --repeats 3 --threads 1 --write
 	$(BIN)/python tools/bench_book.py --write
+	mkdir -p .cache; \
+	OMP_NUM_THREADS=1 $(BIN)/python tools/bench_runs.py --report variational_complexity --report parameter_relevance \
+	  --report compression_leaderboard --json .cache/bench_runs_a.json & a=$$!; \
+	OMP_NUM_THREADS=1 $(BIN)/python tools/bench_runs.py --report frame_regularization --report importance_dropconnect \
+	  --report metric_analysis --json .cache/bench_runs_b.json & b=$$!; \
+	wait $$a && wait $$b && $(BIN)/python tools/bench_runs.py --from .cache/bench_runs_a.json .cache/bench_runs_b.json --write
 	$(BIN)/python tools/bench_gpu.py --write
 
 companion: $(STAMP)
