@@ -277,6 +277,7 @@ import os
 from pathlib import Path
 
 (Path(os.environ["PARAMSPACE_OUTPUT_DIR"]) / "address.txt").write_text(os.environ.get("RAY_ADDRESS", "<none>"))
+(Path(os.environ["PARAMSPACE_OUTPUT_DIR"]) / "addr_report.py").write_text("# the source copy every page links")
 '''
 
 
@@ -287,7 +288,8 @@ def test_runner_gives_the_kernel_the_address(tmp_path, monkeypatch):
     nb.write_text(NOTEBOOK)
     values = dict(profile="smoke", device="cpu", seed=0, n_seeds=1)
     rep = Report(name="addr_report", title="Address", author="tests", seed_id="000", notebook=str(nb),
-                 params=dict(COMMON), profiles={p: {**values, "profile": p} for p in reports.PROFILES})
+                 params=dict(COMMON), profiles={p: {**values, "profile": p} for p in reports.PROFILES},
+                 claims=False)
     monkeypatch.setitem(reports.REPORTS, "addr_report", rep)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     out = tmp_path / "out"

@@ -23,6 +23,7 @@ from paramspace.reports.spec import COMMON, Param, Report
 from paramspace.runner import ReportFailed, current_outputs, input_key, run_report
 
 NAME = "fake_report"
+MODES = ("ok", "fail", "die", "no_ledger", "no_source")
 
 NOTEBOOK = '''# %%
 import os
@@ -39,9 +40,11 @@ mode = "ok"
 # %%
 from paramspace import claims as C
 
-C.write_ledger("fake_report", [C.Claim(f"seed {seed}", "r", str(seed), "reproduced", seeds=[seed],
-                                       profile=profile, deck="slide 1")])
-(Path(os.environ["PARAMSPACE_OUTPUT_DIR"]) / "fake_report.py").write_text(f"# source, seed {seed}\\n")
+if mode != "no_ledger":
+    C.write_ledger("fake_report", [C.Claim(f"seed {seed}", "r", str(seed), "reproduced", seeds=[seed],
+                                           profile=profile, deck="slide 1")])
+if mode != "no_source":
+    (Path(os.environ["PARAMSPACE_OUTPUT_DIR"]) / "fake_report.py").write_text(f"# source, seed {seed}\\n")
 
 # %%
 if mode == "fail":
@@ -58,8 +61,8 @@ def fake(tmp_path, monkeypatch):
     nb.write_text(NOTEBOOK)
     values = dict(profile="smoke", device="cpu", seed=0, n_seeds=1, mode="ok")
     rep = Report(name=NAME, title="Fake report", author="tests", seed_id="000", notebook=str(nb),
-                 params={**COMMON, "mode": Param(str, "what the notebook does", lambda v: v in ("ok", "fail", "die"),
-                                                 "one of ok, fail, die")},
+                 params={**COMMON, "mode": Param(str, "what the notebook does", lambda v: v in MODES,
+                                                 f"one of {', '.join(MODES)}")},
                  profiles={p: {**values, "profile": p} for p in reports.PROFILES})
     monkeypatch.setitem(reports.REPORTS, NAME, rep)
     out = tmp_path / "out"
@@ -134,6 +137,20 @@ def test_failing_cell_is_named_kept_as_failed_and_nothing_cached(fake):
     assert not runner.stamp_path(out, NAME).exists()
     assert not (out / f"{NAME}.claims.json").exists()  # the failed run's ledger stayed private
     assert current_outputs(out, NAME) is None
+
+
+@pytest.mark.parametrize("mode,missing", [("no_ledger", "fake_report.claims.json"), ("no_source", "fake_report.py")])
+def test_a_run_without_its_ledger_or_source_copy_is_refused_and_the_old_outputs_stay(fake, mode, missing):
+    out = fake
+    _run(out, seed=1)  # a good run first: its outputs are served
+    good = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    with pytest.raises(ReportFailed) as exc:
+        run_report(NAME, "smoke", {"seed": 2, "mode": mode}, out, force=True, progress=False, log=lambda m: None)
+    assert missing in str(exc.value) and "nothing was installed" in str(exc.value)
+    assert (out / f".{NAME}.failed.ipynb").exists() and not _private_dirs(out)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and not p.name.startswith(".")} == \
+        {k: v for k, v in good.items() if not k.startswith(".")}  # the seed-1 outputs, untouched
+    assert runner.expected_outputs(reports.REPORTS[NAME]) == ["fake_report.py", "fake_report.claims.json"]
 
 
 def _fake_private(tmp_path: Path, seed: int) -> Path:

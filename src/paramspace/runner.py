@@ -431,7 +431,24 @@ def _execute(rep, report: str, profile: str, params: dict, src: Path, private: P
                 f"report {report!r} ({profile} profile): the kernel running {rep.notebook} died (killed -- "
                 f"out of memory is the usual cause; try a smaller profile or fewer rows){kept}"
             ) from None
+    missing = [f for f in expected_outputs(rep) if not (private / f).is_file()]
+    if missing:
+        os.replace(executed, failed)
+        raise ReportFailed(
+            f"report {report!r} ({profile} profile) ran, but its notebook did not write "
+            f"{' and '.join(missing)} into its output folder ($PARAMSPACE_OUTPUT_DIR), where the book reads "
+            f"them (the ledger comes from claims.write_ledger, the source copy from the Provenance footer); "
+            f"nothing was installed and the previous outputs are kept. The executed notebook is {failed}")
     _hide_default_parameters(executed)
+
+
+def expected_outputs(rep) -> list[str]:
+    """The files a report's notebook must leave in its output folder besides the executed notebook: its
+    source copy (the page footer's download) and, for a report with claims, its ledger (the scorecard's
+    row).  The runner refuses to install a run without them: a page would link a file the book cannot
+    serve, or the scorecard would silently lose a report (both happened when notebooks run at once
+    shared one output folder)."""
+    return [f"{rep.name}.py"] + ([f"{rep.name}.claims.json"] if rep.claims else [])
 
 
 def run_all(profile: str = "book", output_dir=None, force: bool = False, device: str | None = None,
