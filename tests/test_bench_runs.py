@@ -16,7 +16,8 @@ def test_groups_by_the_keys_that_vary_without_the_seed():
             dict(kind="linear", seed=1, lr=0.01, lambdas=[0.1, 1.0])]
     keys = bench_runs.group_keys(runs)
     assert keys == ["kind", "lam", "lambdas"]  # lr never varies, seed is left out
-    assert bench_runs.label(runs[0], keys) == "kind=separate, lam=0.1, lambdas=None"
+    assert bench_runs.label(runs[0], keys) == "kind=separate, lam=0.1"  # lambdas unset: left out
+    assert bench_runs.label(runs[2], keys) == "kind=linear, lambdas=[0.1, 1.0]"
     assert bench_runs.label(dict(a=1), []) == "(all alike)"
     assert bench_runs._short(list(range(30))).endswith("...") and len(bench_runs._short(list(range(30)))) == 24
 

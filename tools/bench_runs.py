@@ -43,7 +43,8 @@ def group_keys(runs: list[dict]) -> list[str]:
 
 
 def label(run: dict, keys: list[str]) -> str:
-    return ", ".join(f"{k}={_short(run.get(k))}" for k in keys) or "(all alike)"
+    """The run's values of ``keys``, those it does not set (``None``) left out."""
+    return ", ".join(f"{k}={_short(run[k])}" for k in keys if run.get(k) is not None) or "(all alike)"
 
 
 def measure(name: str, profile: str) -> dict:
@@ -76,8 +77,9 @@ def markdown(results: list[dict], header: str) -> str:
     lines += ["", "| report | runs alike (seed left out) | runs | median | total |", "|---|---|---|---|---|"]
     for res in results:
         groups: dict[str, list[float]] = {}
-        for r in res["runs"]:
-            groups.setdefault(r["label"], []).append(r["seconds"])
+        for r in res["runs"]:  # (files saved before labels left out unset keys: drop their "k=None")
+            lab = ", ".join(p for p in r["label"].split(", ") if not p.endswith("=None")) or "(all alike)"
+            groups.setdefault(lab, []).append(r["seconds"])
         for lab, secs in sorted(groups.items(), key=lambda kv: -sum(kv[1])):
             lines.append(f"| {res['report']} | {lab} | {len(secs)} | {statistics.median(secs):.1f} s | "
                          f"{sum(secs):.0f} s |")
