@@ -15,25 +15,33 @@ def test_groups_by_the_keys_that_vary_without_the_seed():
     runs = [dict(kind="separate", lam=0.1, seed=0, lr=0.01), dict(kind="separate", lam=1.0, seed=0, lr=0.01),
             dict(kind="linear", seed=1, lr=0.01, lambdas=[0.1, 1.0])]
     keys = bench_runs.group_keys(runs)
-    assert keys == ["kind", "lam", "lambdas"]  # lr never varies, seed is left out
-    assert bench_runs.label(runs[0], keys) == "kind=separate, lam=0.1"  # lambdas unset: left out
-    assert bench_runs.label(runs[2], keys) == "kind=linear, lambdas=[0.1, 1.0]"
+    # lr never varies, seed is left out; lambdas is set by one run only, whose kind already tells it apart
+    assert keys == ["kind", "lam"]
+    assert bench_runs.label(runs[0], keys) == "kind=separate, lam=0.1"
+    assert bench_runs.label(runs[2], keys) == "kind=linear"  # lam unset: left out
+    # a key set by only some runs of one group is kept (report 3's collapse study)
+    runs2 = [dict(method="a", seed=0), dict(method="a", seed=1, collapse={"eta": 1}), dict(method="b", seed=0)]
+    keys2 = bench_runs.group_keys(runs2)
+    assert keys2 == ["collapse", "method"]
+    assert [bench_runs.label(r, keys2) for r in runs2] == ["method=a", 'collapse={"eta": 1}, method=a', "method=b"]
     assert bench_runs.label(dict(a=1), []) == "(all alike)"
     assert bench_runs._short(list(range(30))).endswith("...") and len(bench_runs._short(list(range(30)))) == 24
 
 
 def test_summary_by_hand_and_join_of_saved_files(tmp_path):
-    a = dict(report="r_a", profile="book", runs=[dict(label="x", seed=0, seconds=10.0),
-                                                  dict(label="x", seed=1, seconds=30.0),
-                                                  dict(label="y", seed=0, seconds=100.0)])
-    b = dict(report="r_b", profile="book", runs=[dict(label="(all alike)", seed=0, seconds=4.0)] * 3)
+    def row(seed, seconds, **run):
+        return dict(seed=seed, seconds=seconds, run=dict(seed=seed, lr=0.1, **run))
+
+    a = dict(report="r_a", profile="book", runs=[row(0, 10.0, m="x"), row(1, 30.0, m="x"), row(0, 100.0, m="y")])
+    b = dict(report="r_b", profile="book", runs=[row(s, 4.0) for s in range(3)])
     text = bench_runs.markdown([a, b], "header")
     # r_a: total 140, longest 100 -> max(70, 100) = 100; r_b: total 12, longest 4 -> 6; all: 152 / 2 = 76
     assert "| r_a | 3 | 140 s | 100 s | 100 s |" in text
     assert "| r_b | 3 | 12 s | 4 s | 6 s |" in text
     assert "| **all** | | **152 s** | | **76 s** |" in text
-    assert "| r_a | x | 2 | 20.0 s | 40 s |" in text  # median of 10 and 30
-    assert text.index("| r_a | y |") < text.index("| r_a | x |")  # the costliest group first
+    assert "| r_a | m=x | 2 | 20.0 s | 40 s |" in text  # median of 10 and 30
+    assert "| r_b | (all alike) | 3 | 4.0 s | 12 s |" in text
+    assert text.index("| r_a | m=y |") < text.index("| r_a | m=x |")  # the costliest group first
     for name, res in (("a.json", a), ("b.json", b)):
         (tmp_path / name).write_text(json.dumps(dict(header="header", results=[res])))
     proc = subprocess.run([sys.executable, str(ROOT / "tools" / "bench_runs.py"), "--from",

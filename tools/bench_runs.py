@@ -37,9 +37,22 @@ def _short(value) -> str:
 
 
 def group_keys(runs: list[dict]) -> list[str]:
-    """The keys whose values differ between the runs of a plan, the seed left out."""
-    keys = sorted({k for run in runs for k in run})
-    return [k for k in keys if k != "seed" and len({json.dumps(run.get(k), sort_keys=True) for run in runs}) > 1]
+    """The keys that tell the runs of a plan apart, the seed left out: those with two or more values
+    among the runs that set them, then those set by only some runs, where that alone splits runs
+    the first keys put together (e.g. report 3's ``collapse``; not report 2's hypernetwork settings,
+    which only its hypernetwork runs carry and whose ``kind`` already names them)."""
+    def values(k):
+        return {json.dumps(run[k], sort_keys=True) for run in runs if run.get(k) is not None}
+
+    keys = sorted({k for run in runs for k in run} - {"seed"})
+    chosen = [k for k in keys if len(values(k)) > 1]
+    groups: dict[str, list[dict]] = {}
+    for run in runs:
+        groups.setdefault(json.dumps([run.get(k) for k in chosen], sort_keys=True), []).append(run)
+    for k in keys:
+        if k not in chosen and any(len({run.get(k) is None for run in g}) > 1 for g in groups.values()):
+            chosen.append(k)
+    return sorted(chosen)
 
 
 def label(run: dict, keys: list[str]) -> str:
@@ -59,8 +72,23 @@ def measure(name: str, profile: str) -> dict:
     for run in tqdm(runs, desc=name, leave=False):
         t0 = time.perf_counter()
         mod.execute(run)
-        rows.append(dict(label=label(run, keys), seed=run.get("seed"), seconds=time.perf_counter() - t0))
+        rows.append(dict(label=label(run, keys), seed=run.get("seed"), seconds=time.perf_counter() - t0, run=run))
     return dict(report=name, profile=profile, runs=rows)
+
+
+def labels(res: dict) -> list[str]:
+    """Each measured run's label, from the runs saved with it (or, in a file saved without them, from
+    the plan of its report and profile, in the same order)."""
+    runs = [r.get("run") for r in res["runs"]]
+    if any(run is None for run in runs):
+        from paramspace import reports
+
+        runs = reports.module(res["report"]).plan(reports.resolve(res["report"], res["profile"]))
+        if len(runs) != len(res["runs"]):
+            raise SystemExit(f"{res['report']}: the saved measurements have {len(res['runs'])} runs, its "
+                             f"{res['profile']} plan now has {len(runs)}; measure again")
+    keys = group_keys(runs)
+    return [label(run, keys) for run in runs]
 
 
 def markdown(results: list[dict], header: str) -> str:
@@ -77,8 +105,7 @@ def markdown(results: list[dict], header: str) -> str:
     lines += ["", "| report | runs alike (seed left out) | runs | median | total |", "|---|---|---|---|---|"]
     for res in results:
         groups: dict[str, list[float]] = {}
-        for r in res["runs"]:  # (files saved before labels left out unset keys: drop their "k=None")
-            lab = ", ".join(p for p in r["label"].split(", ") if not p.endswith("=None")) or "(all alike)"
+        for lab, r in zip(labels(res), res["runs"]):
             groups.setdefault(lab, []).append(r["seconds"])
         for lab, secs in sorted(groups.items(), key=lambda kv: -sum(kv[1])):
             lines.append(f"| {res['report']} | {lab} | {len(secs)} | {statistics.median(secs):.1f} s | "
@@ -105,7 +132,7 @@ def main() -> int:
             ap.error(f"no such measurement file: {', '.join(missing)}")
         saved = [json.loads(p.read_text()) for p in args.sources]
         results = [res for s in saved for res in s["results"]]
-        header = saved[0]["header"]
+        header = "\n\n".join(dict.fromkeys(s["header"] for s in saved))  # one paragraph per process
     else:
         import torch
         from threadpoolctl import threadpool_limits
