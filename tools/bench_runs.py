@@ -139,11 +139,12 @@ def main() -> int:
 
         torch.set_num_threads(args.threads)
         names = args.report or list(reports.NAMES)
-        with threadpool_limits(args.threads):
-            results = [measure(name, args.profile) for name in names]
+        # stamped before measuring: the commit whose code this process imports, and when it started
         header = (stamp(f"python tools/bench_runs.py --profile {args.profile} "
                         + " ".join(f"--report {n}" for n in names) + f" --threads {args.threads}")
                   + f" Profile `{args.profile}`, {args.threads} torch/BLAS thread(s), one process, no Ray, no cache.")
+        with threadpool_limits(args.threads):
+            results = [measure(name, args.profile) for name in names]
         if args.json:
             tmp = args.json.with_suffix(".tmp")
             tmp.write_text(json.dumps(dict(header=header, results=results), indent=1))
