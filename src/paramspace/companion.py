@@ -121,7 +121,7 @@ def store(report: str, profile: str = "paper", overrides: dict | None = None,
     """Run ``report`` with ``profile`` (+ ``overrides``) and store it as a companion for committing;
     return the folder (``<directory>/<profile>``). The parameters are validated before any compute."""
     from .provenance import device_description, git_commit
-    from .runner import input_key, run_report
+    from .runner import expected_outputs, input_key, run_report
 
     if profile == "book":
         raise ProfileError("a companion page needs a profile other than 'book' (the book's own page is the "
@@ -139,13 +139,8 @@ def store(report: str, profile: str = "paper", overrides: dict | None = None,
         run_report(report, profile, overrides, output_dir=tmp, force=True, log=log)
         seconds = (_dt.datetime.now(_dt.timezone.utc) - t0).total_seconds()
         tmp = Path(tmp)
-        files = {f"{report}.ipynb": tmp / f"{report}.ipynb"}
-        if rep.claims:
-            if not (tmp / f"{report}.claims.json").exists():
-                raise RuntimeError(f"report {report!r} wrote no claims ledger; nothing to store")
-            files[f"{report}.claims.json"] = tmp / f"{report}.claims.json"
-        src = tmp / f"{report}.py"
-        files[f"{report}.py"] = src if src.exists() else project_root() / rep.notebook
+        # run_report refuses a run without these (its source copy, and its ledger where it has claims)
+        files = {name: tmp / name for name in (f"{report}.ipynb", *expected_outputs(rep))}
         record = {"report": report, "key": key, "commit": commit, "profile": profile, "params": params,
                   "date": t0.strftime("%Y-%m-%d %H:%M UTC"), "device": device_description(params["device"],
                                                                                           params.get("cpu_threads", 0)),
