@@ -30,7 +30,7 @@ def test_groups_by_the_keys_that_vary_without_the_seed():
 
 def test_summary_by_hand_and_join_of_saved_files(tmp_path):
     def row(seed, seconds, **run):
-        return dict(seed=seed, seconds=seconds, run=dict(seed=seed, lr=0.1, **run))
+        return dict(seconds=seconds, run=dict(seed=seed, lr=0.1, **run))
 
     a = dict(report="r_a", profile="book", runs=[row(0, 10.0, m="x"), row(1, 30.0, m="x"), row(0, 100.0, m="y")])
     b = dict(report="r_b", profile="book", runs=[row(s, 4.0) for s in range(3)])

@@ -66,27 +66,17 @@ def measure(name: str, profile: str) -> dict:
     from paramspace import reports
 
     mod = reports.module(name)
-    runs = mod.plan(reports.resolve(name, profile))
-    keys = group_keys(runs)
     rows = []
-    for run in tqdm(runs, desc=name, leave=False):
+    for run in tqdm(mod.plan(reports.resolve(name, profile)), desc=name, leave=False):
         t0 = time.perf_counter()
         mod.execute(run)
-        rows.append(dict(label=label(run, keys), seed=run.get("seed"), seconds=time.perf_counter() - t0, run=run))
+        rows.append(dict(seconds=time.perf_counter() - t0, run=run))
     return dict(report=name, profile=profile, runs=rows)
 
 
 def labels(res: dict) -> list[str]:
-    """Each measured run's label, from the runs saved with it (or, in a file saved without them, from
-    the plan of its report and profile, in the same order)."""
-    runs = [r.get("run") for r in res["runs"]]
-    if any(run is None for run in runs):
-        from paramspace import reports
-
-        runs = reports.module(res["report"]).plan(reports.resolve(res["report"], res["profile"]))
-        if len(runs) != len(res["runs"]):
-            raise SystemExit(f"{res['report']}: the saved measurements have {len(res['runs'])} runs, its "
-                             f"{res['profile']} plan now has {len(runs)}; measure again")
+    """Each measured run's label, the keys chosen among all the runs of its report."""
+    runs = [r["run"] for r in res["runs"]]
     keys = group_keys(runs)
     return [label(run, keys) for run in runs]
 
@@ -115,6 +105,7 @@ def markdown(results: list[dict], header: str) -> str:
 
 def main() -> int:
     from paramspace import reports
+    from paramspace.runner import atomic_write_text
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default="book")
@@ -146,9 +137,7 @@ def main() -> int:
         with threadpool_limits(args.threads):
             results = [measure(name, args.profile) for name in names]
         if args.json:
-            tmp = args.json.with_suffix(".tmp")
-            tmp.write_text(json.dumps(dict(header=header, results=results), indent=1))
-            tmp.replace(args.json)
+            atomic_write_text(args.json, json.dumps(dict(header=header, results=results), indent=1))
     text = markdown(results, header)
     print(text)
     if args.write:
