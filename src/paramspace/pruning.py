@@ -164,8 +164,8 @@ def belsley_column(cov: np.ndarray | torch.Tensor, scale: bool = True, rcond: fl
     the column is taken from :func:`belsley_proportions`; also where ARPACK fails (its error 3 was
     seen on report 5's synthetic network). Lanczos starts from a fixed seeded vector, so a step is a
     function of the matrix alone: scipy's default start is drawn from fresh entropy at every call,
-    which made the vector picked in a repeated top eigenvalue change from run to run. The two agree to rounding (tests in
-    ``tests/test_pruning.py``); the benchmark is in ``BENCHMARKS.md``. ``lanczos=False`` always takes
+    which made the vector picked in a repeated top eigenvalue change from run to run. The two agree
+    to rounding (tests in ``tests/test_pruning.py``); the benchmark is in ``BENCHMARKS.md``. ``lanczos=False`` always takes
     the full eigendecomposition.
     """
     return _belsley_column(cov, scale, rcond, index, lanczos)[0]
