@@ -105,7 +105,7 @@ results = run_all(REPORT, P)  # one run per data set x seed (LB.plan), on the en
 
 # %% tags=["hide-input"]
 display(Markdown(titled_table("The shared models (means over seeds)", "tab-lb-models",
-                              results["models_tab"].to_markdown(floatfmt=".4g"))))
+                              results["models_tab"].to_markdown(floatfmt=".4g"), wide=True)))
 
 # %% [markdown]
 # In {numref}`tab-lb-models`, `zero_network` is the accuracy with every parameter removed (all outputs

@@ -333,7 +333,7 @@ display(Markdown(titled_table("SimBA attack success rate (%) after t iterations:
                               "(mean ± sd over seeds)", "tab-r4-simba",
                               fr.frame_markdown(T["deck_simba"]))))
 display(Markdown(titled_table("Our SimBA attack success rate (%) for every attacked method, mean ± sd over seeds",
-                              "tab-r4-simba-all", fr.frame_markdown(T["asr"]))))
+                              "tab-r4-simba-all", fr.frame_markdown(T["asr"]), wide=True)))
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Our SimBA attack success rate against the number of iterations (one basis direction each, log scale), per data set; lines are means over seeds, bands ± one standard deviation.", "name": "fig-r4-simba"}}
 plots.method_panels(out["figures"]["asr"], "iterations", "asr", "panel", panels, {}, fr.METHOD_LABELS,
@@ -406,7 +406,7 @@ for key, title in [("accuracy", "Claims: test accuracy, frame vs each baseline (
                    ("wd", "Claims: dropping weight decay (the deck's conclusions)"),
                    ("ours", "Not counted: our own comparisons and self-checks")]:
     if sections[key]:
-        display(Markdown(titled_table(title, f"tab-r4-claims-{key}", C.markdown_table(sections[key]))))
+        display(Markdown(titled_table(title, f"tab-r4-claims-{key}", C.markdown_table(sections[key]), wide=True)))
 
 # %% [markdown]
 # ## Discussion

@@ -359,7 +359,7 @@ display(Markdown(titled_table("Sensitivity grid: early test accuracy minus DropC
 # %% tags=["hide-input"]
 ledger = results["ledger"]
 C.write_ledger(REPORT, ledger)
-display(Markdown(titled_table("Claims and verdicts", "tab-r3-claims", C.markdown_table(ledger))))
+display(Markdown(titled_table("Claims and verdicts", "tab-r3-claims", C.markdown_table(ledger), wide=True)))
 display(Markdown(titled_table("Tolerances and thresholds we chose", "tab-r3-tolerances", C.tolerances_markdown(P, {
     "collapse_share": "a layer counts as collapsed to one weight when its largest share exceeds this (collapse rows)",
     "early_epochs": "'early in training' = mean test accuracy over these first epochs (early rows, sensitivity grid)",

@@ -293,7 +293,7 @@ display(Markdown(titled_table(f"The {w}-{h}-{w} network per seed: deviation from
 # %% tags=["hide-input"]
 tab = S["tables"]["models"]
 display(Markdown(titled_table("The clustered networks (means over seeds)", "tab-r1-models",
-                              tab.reset_index().to_markdown(index=False))))
+                              tab.reset_index().to_markdown(index=False), wide=True)))
 
 # %% [markdown]
 # {numref}`tab-r1-models`, per task (means over seeds): parameters of the network, its inputs, neurons of the
@@ -368,7 +368,7 @@ ledger = S["ledger"]
 C.write_ledger(REPORT, ledger)
 
 # %% tags=["hide-input"]
-display(Markdown(titled_table("Claims and verdicts", "tab-r1-claims", C.markdown_table(ledger))))
+display(Markdown(titled_table("Claims and verdicts", "tab-r1-claims", C.markdown_table(ledger), wide=True)))
 
 # %% [markdown]
 # ## Discussion

@@ -320,7 +320,7 @@ display(Markdown(titled_table("Wall time of each criterion (ms, mean over seeds)
 # %% tags=["hide-input"]
 ledger = results["claims"]
 C.write_ledger(REPORT, ledger)
-display(Markdown(titled_table("Claims and verdicts", "tab-r5-claims", C.markdown_table(ledger))))
+display(Markdown(titled_table("Claims and verdicts", "tab-r5-claims", C.markdown_table(ledger), wide=True)))
 
 # %% [markdown]
 # ## Discussion

@@ -325,7 +325,7 @@ ledger = results["claims"]
 C.write_ledger(REPORT, ledger)
 display(Markdown(titled_table("Tolerances we chose (not the report's)", "tab-r2-tolerances",
                               C.tolerances_markdown(P, vc.TOLERANCES))))
-display(Markdown(titled_table("Claims and verdicts", "tab-r2-claims", C.markdown_table(ledger))))
+display(Markdown(titled_table("Claims and verdicts", "tab-r2-claims", C.markdown_table(ledger), wide=True)))
 
 # %% [markdown]
 # ## Discussion

@@ -202,6 +202,9 @@ def test_titled_table_wraps_a_markdown_table_in_a_numbered_directive():
 
     md = titled_table("Claims and verdicts", "tab-claims", "| a |\n|---|\n| 1 |\n")
     assert md == ":::{table} Claims and verdicts\n:name: tab-claims\n\n| a |\n|---|\n| 1 |\n:::\n"
+    # a wide table: the same directive inside a block of the page's wide classes (a longer fence)
+    wide = titled_table("Claims and verdicts", "tab-claims", "| a |\n|---|\n| 1 |\n", wide=True)
+    assert wide == "::::{div} full-width wide-table\n" + md + "::::\n"
     with pytest.raises(ValueError, match="name"):
         titled_table("t", "bad name", "| a |")
     with pytest.raises(ValueError, match="Markdown table"):

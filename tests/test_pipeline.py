@@ -139,6 +139,12 @@ def test_book_builds_from_smoke_outputs_with_warnings_as_errors(smoke_outputs, t
     html = book / "_build" / "html"
     page = (html / "reports" / "parameter_relevance.html").read_text()
     assert "Claims and verdicts" in page and "<img" in page
+    # the claims table is set wide (book/_static/paramspace.css, linked on every page and copied)
+    block = page[page.index('class="full-width wide-table'):]
+    assert block.index('id="tab-r5-claims"') < block.index("</table>")
+    assert 'href="../_static/paramspace.css' in page and (html / "_static" / "paramspace.css").is_file()
+    scorecard = (html / "intro.html").read_text().split('id="scorecard"', 1)[1]
+    assert scorecard.index('class="full-width wide-table') < scorecard.index("<table")  # the scorecard too
     chk = subprocess.run([sys.executable, str(ROOT / "tools" / "check_offline.py"), str(html)],
                          capture_output=True, text=True)
     assert chk.returncode == 0, chk.stdout + chk.stderr
