@@ -1,6 +1,7 @@
 """tools/bench_gpu.py: one measurement drives a report's whole plan in a fresh process; failures are reported
 per cell; without CUDA the tool says so and measures nothing."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -39,3 +40,135 @@ def test_without_cuda_it_measures_nothing_and_succeeds():
     bad = subprocess.run([sys.executable, str(ROOT / "tools" / "bench_gpu.py"), "--cpu-threads", "0"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "--cpu-threads must be >= 1" in bad.stderr
+
+
+# --- within a device session's budget: the CPU side from the 2-core machine's table, cells bounded ----------
+
+RUNS_SECTION = """<!-- bench:runs:start -->
+Measured 2026-12-03 12:19 UTC at commit `0dc763fe` (started) on AMD EPYC, 2 cores, 24 GiB RAM, Python 3.11.7; `python tools/bench_runs.py`. Profile `book`, 1 torch/BLAS thread(s), one process, no Ray, no cache.
+
+| report | runs | serial total (one core) | longest run | least wall time on 2 cores |
+|---|---|---|---|---|
+| variational_complexity | 30 | 919 s | 94 s | 460 s |
+| metric_analysis | 26 | 234 s | 22 s | 117 s |
+| **all** | | **1153 s** | 94 s | **577 s** |
+
+| report | runs alike (seed left out) | runs | median | total |
+|---|---|---|---|---|
+| variational_complexity | kind=lowrank | 3 | 77.9 s | 245 s |
+<!-- bench:runs:end -->
+"""
+
+
+def test_the_cpu_baseline_is_the_runs_tables_least_wall_time_on_two_cores():
+    base, head, profile = bench_gpu.runs_baseline("# Benchmarks\n\n" + RUNS_SECTION)
+    # the summary table's last column only: not the 'all' row, not the per-group table below it
+    assert base == {"variational_complexity": 460.0, "metric_analysis": 117.0}
+    assert head == "measured 2026-12-03 12:19 UTC at commit `0dc763fe` on AMD EPYC, 2 cores, 24 GiB RAM, Python 3.11.7"
+    assert profile == "book"
+    with pytest.raises(ValueError, match="no 'runs' section"):
+        bench_gpu.runs_baseline("# Benchmarks\n")
+    no_summary = RUNS_SECTION.replace("least wall time on 2 cores", "something else")
+    with pytest.raises(ValueError, match="no summary table"):
+        bench_gpu.runs_baseline(no_summary)
+    # the committed table has a row for every report, so the GPU machine needs no CPU re-timing
+    from paramspace import reports
+
+    committed, _, _ = bench_gpu.runs_baseline((ROOT / "BENCHMARKS.md").read_text())
+    assert set(committed) == set(reports.NAMES)
+
+
+def test_cells_and_speed_ups_of_stopped_and_skipped_cells():
+    assert bench_gpu.cell({"timeout": 240.0}) == "> 240 s (stopped)"
+    assert bench_gpu.cell({"skipped": "budget"}) == "not run (budget)"
+    assert bench_gpu.ratio({"seconds": 460.0}, {"seconds": 46.0}) == "10.00x"
+    assert bench_gpu.ratio({"seconds": 460.0}, {"timeout": 230.0}) == "< 2.00x"  # stopped: at most this
+    assert bench_gpu.ratio({"timeout": 100.0}, {"seconds": 20.0}) == "> 5.00x"
+    assert bench_gpu.ratio({"seconds": 1.0}, {"error": "x"}) == "-"
+
+
+def test_jobs_come_in_priority_order_with_the_habits_last():
+    todo = bench_gpu.jobs(["metric_analysis", "frame_regularization"], ["variational_complexity"], True, "book")
+    assert [j["key"] for j in todo] == [
+        "metric_analysis|book", "frame_regularization|book", "variational_complexity|paper",
+        "frame_regularization|book|habits-off", 'frame_regularization|book|{"amp": "bf16"}',
+        'frame_regularization|book|{"channels_last": true}', 'frame_regularization|book|{"cudnn_benchmark": true}']
+    assert [j["extra"] for j in todo[-3:]] == [dict(h) for h in bench_gpu.HABITS]
+
+
+def test_jobs_run_in_parallel_within_the_cell_limit_and_the_budget():
+    import threading
+    import time
+
+    seen, running, peak, lock = [], [0], [0], threading.Lock()
+
+    def fake(report, profile, device, threads, extra, timeout):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+            seen.append((report, timeout))
+        time.sleep(1.5)
+        with lock:
+            running[0] -= 1
+        return {"seconds": 1.5, "runs": 1}
+
+    todo = [dict(key=k, report=k, profile="book", extra={}) for k in ("a", "b", "c", "d")]
+    saved = []
+    res = bench_gpu.run_jobs(todo, "cuda", 1, 2, 100.0, 7.5, on_done=saved.append, measure_fn=fake)
+    # two at a time: a and b start at once, bounded by the 7.5 s budget (below the 100 s cell limit); c and d
+    # 1.5 s later, bounded by the 6 s then left
+    assert peak[0] == 2 and [r for r, _ in seen] == ["a", "b", "c", "d"]
+    assert all(7.0 < t <= 7.5 for _, t in seen[:2]) and all(5.0 < t <= 6.0 for _, t in seen[2:])
+    assert list(res) == ["a", "b", "c", "d"] and all(m == {"seconds": 1.5, "runs": 1} for m in res.values())
+    assert [len(s) for s in saved] == [1, 2, 3, 4, 4]  # after every cell, and once at the end
+
+    # a budget that runs out: the last jobs are not run, and say why
+    seen.clear()
+    res = bench_gpu.run_jobs(todo, "cuda", 1, 1, None, 6.0, measure_fn=fake)
+    assert [r for r, _ in seen] == ["a"]  # after 1.5 s, 4.5 s are left: under the 5 s a cell needs
+    assert res["a"]["seconds"] == 1.5 and all(res[k] == {"skipped": "budget"} for k in "bcd")
+
+
+@pytest.mark.slow
+def test_a_cell_past_its_limit_is_stopped_and_the_table_says_so(tmp_path):
+    # the whole command as a device session runs it, here on the CPU: the smoke profile, its CPU side
+    # measured, two cells at once, the paper cell (hours of work here) stopped at the 30 s cell limit
+    js, md = tmp_path / "gpu.json", tmp_path / "gpu.md"
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "bench_gpu.py"), "--device", "cpu", "--profile", "smoke",
+                           "--baseline", "measure", "--report", "parameter_relevance", "--paper", "parameter_relevance",
+                           "--cpu-threads", "1", "--parallel", "2", "--cell-timeout", "30", "--budget", "120",
+                           "--json", str(js), "--markdown", str(md)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads(js.read_text())
+    smoke = data["results"]["parameter_relevance|smoke"]
+    assert smoke["runs"] == 6 and 0 < smoke["seconds"] < 30
+    assert data["results"]["parameter_relevance|paper"] == {"timeout": 30.0}
+    text = md.read_text()
+    assert "2 cells at once" in text and "CPU (1 threads, this machine)" in text
+    assert "| parameter_relevance | paper | not run | > 30 s (stopped) | - |" in text
+    row = next(line for line in text.splitlines() if line.startswith("| parameter_relevance | smoke |"))
+    assert row.endswith("x |") and row.count(" s |") == 2  # CPU time, device time, speed-up
+
+
+def test_bad_options_are_refused_before_any_compute():
+    tool = [sys.executable, str(ROOT / "tools" / "bench_gpu.py")]
+    for args, msg in ((["--parallel", "0"], "--parallel must be >= 1"),
+                      (["--budget", "-1"], "--budget must be > 0"),
+                      (["--cell-timeout", "0"], "--cell-timeout must be > 0"),
+                      (["--profile", "smoke"], "is of profile 'book', not 'smoke'; use --baseline measure")):
+        bad = subprocess.run(tool + args, capture_output=True, text=True)
+        assert bad.returncode == 2 and msg in bad.stderr, (args, bad.stderr)
+
+
+def test_the_commit_travels_to_a_copy_without_git(tmp_path, monkeypatch):
+    import benchmarks_md
+
+    monkeypatch.setattr(benchmarks_md, "ROOT", tmp_path)  # a copy of the tree, no .git (the device machine's)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    monkeypatch.setenv("PARAMSPACE_COMMIT", "0123456789ab plus uncommitted changes")
+    assert benchmarks_md.commit() == "0123456789ab plus uncommitted changes"
+    monkeypatch.delenv("PARAMSPACE_COMMIT")
+    assert benchmarks_md.commit() == "unknown"
+    monkeypatch.setattr(benchmarks_md, "ROOT", ROOT)  # in the repository, git answers, whatever the variable says
+    monkeypatch.setenv("PARAMSPACE_COMMIT", "not this")
+    assert benchmarks_md.commit() not in ("not this", "unknown")

@@ -7,6 +7,7 @@ one benchmark never erases another's table.
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import time
@@ -32,17 +33,17 @@ def write_section(name: str, body: str, path: Path = PATH) -> None:
 
 
 def commit() -> str:
+    """This checkout's commit; where there is no git repository (the device machine gets a copy of the
+    working tree without one), ``PARAMSPACE_COMMIT`` (``tools/gpu_session.sh prepare`` records it)."""
     try:
         return subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                               check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        return os.environ.get("PARAMSPACE_COMMIT", "unknown")
 
 
 def machine() -> str:
     """CPU model, core count and memory of this machine, in a few words."""
-    import os
-
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
