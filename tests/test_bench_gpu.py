@@ -82,18 +82,30 @@ def test_cells_and_speed_ups_of_stopped_and_skipped_cells():
     assert bench_gpu.cell({"timeout": 240.0}) == "> 240 s (stopped)"
     assert bench_gpu.cell({"skipped": "budget"}) == "not run (budget)"
     assert bench_gpu.ratio({"seconds": 460.0}, {"seconds": 46.0}) == "10.00x"
-    assert bench_gpu.ratio({"seconds": 460.0}, {"timeout": 230.0}) == "< 2.00x"  # stopped: at most this
-    assert bench_gpu.ratio({"timeout": 100.0}, {"seconds": 20.0}) == "> 5.00x"
+    # a stopped cell's limit also counts its start-up, which a finished cell's clock leaves out: no ratio
+    assert bench_gpu.ratio({"seconds": 460.0}, {"timeout": 230.0}) == "-"
+    assert bench_gpu.ratio({"timeout": 100.0}, {"seconds": 20.0}) == "-"
     assert bench_gpu.ratio({"seconds": 1.0}, {"error": "x"}) == "-"
+    assert bench_gpu.cell({"running_since": 12.3}) == "still running (since 12 s)"
+    # an error's text cannot break the Markdown table
+    assert bench_gpu.cell({"error": "a | b `c`"}) == "failed: `a / b 'c'`"
 
 
 def test_jobs_come_in_priority_order_with_the_habits_last():
     todo = bench_gpu.jobs(["metric_analysis", "frame_regularization"], ["variational_complexity"], True, "book")
     assert [j["key"] for j in todo] == [
         "metric_analysis|book", "frame_regularization|book", "variational_complexity|paper",
-        "frame_regularization|book|habits-off", 'frame_regularization|book|{"amp": "bf16"}',
-        'frame_regularization|book|{"channels_last": true}', 'frame_regularization|book|{"cudnn_benchmark": true}']
+        'frame_regularization|book|{"amp": "bf16"}', 'frame_regularization|book|{"channels_last": true}',
+        'frame_regularization|book|{"cudnn_benchmark": true}']
     assert [j["extra"] for j in todo[-3:]] == [dict(h) for h in bench_gpu.HABITS]
+    # each habit against the report's own book cell (no habits): its time, the ratio, that cell's time
+    results = {j["key"]: {"seconds": 10.0} for j in todo} | {"frame_regularization|book": {"seconds": 30.0}}
+    rows = bench_gpu.table(todo, results, {"metric_analysis": {"seconds": 117.0},
+                                           "frame_regularization": {"seconds": 361.0}}, "H200", "2 CPU cores")
+    assert rows[2] == "| metric_analysis | book | 117 s | 10 s | 11.70x |"
+    assert rows[3] == "| frame_regularization | book | 361 s | 30 s | 12.03x |"
+    assert rows[4] == "| variational_complexity | paper | not run | 10 s | - |"
+    assert rows[5] == "| frame_regularization, amp=bf16 | book | - | 10 s | 3.00x vs none (30 s) |"
 
 
 def test_jobs_run_in_parallel_within_the_cell_limit_and_the_budget():
@@ -114,19 +126,40 @@ def test_jobs_run_in_parallel_within_the_cell_limit_and_the_budget():
 
     todo = [dict(key=k, report=k, profile="book", extra={}) for k in ("a", "b", "c", "d")]
     saved = []
-    res = bench_gpu.run_jobs(todo, "cuda", 1, 2, 100.0, 7.5, on_done=saved.append, measure_fn=fake)
-    # two at a time: a and b start at once, bounded by the 7.5 s budget (below the 100 s cell limit); c and d
+    res = bench_gpu.run_jobs(todo, "cuda", 1, 2, 8.0, 7.5, on_done=lambda r, k: saved.append((k, r[k])),
+                             measure_fn=fake)
+    # two at a time: a and b start at once, bounded by the 7.5 s budget (below the 8 s cell limit); c and d
     # 1.5 s later, bounded by the 6 s then left
     assert peak[0] == 2 and [r for r, _ in seen] == ["a", "b", "c", "d"]
     assert all(7.0 < t <= 7.5 for _, t in seen[:2]) and all(5.0 < t <= 6.0 for _, t in seen[2:])
     assert list(res) == ["a", "b", "c", "d"] and all(m == {"seconds": 1.5, "runs": 1} for m in res.values())
-    assert [len(s) for s in saved] == [1, 2, 3, 4, 4]  # after every cell, and once at the end
+    # saved when each cell starts (so a killed command shows what was running) and when it ends
+    assert [k for k, m in saved if "running_since" in m] == ["a", "b", "c", "d"]
+    assert [k for k, m in saved if "seconds" in m] in (["a", "b", "c", "d"], ["b", "a", "c", "d"],
+                                                       ["a", "b", "d", "c"], ["b", "a", "d", "c"])
 
     # a budget that runs out: the last jobs are not run, and say why
     seen.clear()
     res = bench_gpu.run_jobs(todo, "cuda", 1, 1, None, 6.0, measure_fn=fake)
     assert [r for r, _ in seen] == ["a"]  # after 1.5 s, 4.5 s are left: under the 5 s a cell needs
     assert res["a"]["seconds"] == 1.5 and all(res[k] == {"skipped": "budget"} for k in "bcd")
+    # a cell is not started on less than a quarter of the cell limit: it would time little more than start-up
+    seen.clear()
+    res = bench_gpu.run_jobs(todo, "cuda", 1, 1, 40.0, 12.0, measure_fn=fake)
+    assert [r for r, _ in seen] == ["a", "b"]  # b starts on 10.5 s (>= 10), c would on 9
+    assert all(res[k] == {"skipped": "budget"} for k in "cd")
+
+
+def test_a_cell_that_raises_is_its_error_and_the_others_still_run():
+    def flaky(report, profile, device, threads, extra, timeout):
+        if report == "b":
+            raise ValueError("no JSON on the last line")
+        return {"seconds": 1.0, "runs": 1}
+
+    todo = [dict(key=k, report=k, profile="book", extra={}) for k in ("a", "b", "c")]
+    res = bench_gpu.run_jobs(todo, "cuda", 1, 2, None, None, measure_fn=flaky)
+    assert res["b"] == {"error": "ValueError: no JSON on the last line"}
+    assert res["a"] == res["c"] == {"seconds": 1.0, "runs": 1}
 
 
 @pytest.mark.slow
@@ -144,7 +177,9 @@ def test_a_cell_past_its_limit_is_stopped_and_the_table_says_so(tmp_path):
     assert smoke["runs"] == 6 and 0 < smoke["seconds"] < 30
     assert data["results"]["parameter_relevance|paper"] == {"timeout": 30.0}
     text = md.read_text()
-    assert "2 cells at once" in text and "CPU (1 threads, this machine)" in text
+    assert "up to 2 of its 2 cells at once" in text and "CPU (1 thread, this machine)" in text
+    assert "1 torch/BLAS thread per process" in text and "--cpu-threads 1 --parallel 2" in text  # as it ran
+    assert "bench_gpu: parameter_relevance|paper: > 30 s (stopped)" in proc.stdout  # each cell as it ends
     assert "| parameter_relevance | paper | not run | > 30 s (stopped) | - |" in text
     row = next(line for line in text.splitlines() if line.startswith("| parameter_relevance | smoke |"))
     assert row.endswith("x |") and row.count(" s |") == 2  # CPU time, device time, speed-up

@@ -25,17 +25,23 @@ The CPU side (``--baseline``):
 A device session has 15 minutes, one command at most 10 (``/work/.library/device/README.md``); timed
 one after the other the cells take far longer.  So ``--parallel N`` runs N cells at once, in priority
 order (each report's book profile, then the paper profiles, then the habits), and ``--cell-timeout``
-and ``--budget`` bound each cell and the whole: a cell stopped at its limit reads ``> T s`` (its
-speed-up ``< R x``), a cell not started within the budget ``not run (budget)``.  Cells that ran at
-once shared the GPU and the CPU, so each time is an upper bound of the cell alone (the speed-up a
-lower bound); the table says how many ran at once.  ``--json`` rewrites its file after every cell,
-so a command killed at its limit still leaves what was measured.
+and ``--budget`` bound each device cell and all of them (the CPU cells of ``--baseline measure`` only
+by ``--cell-timeout``): a cell stopped at its limit reads ``> T s (stopped)``, with no speed-up (T counts
+the process's start-up, which the clock of a finished cell does not), a cell whose turn comes with less
+than a quarter of ``--cell-timeout`` (at least 5 s) of the budget left ``not run (budget)``.  Cells that
+ran at once shared the GPU and the CPU, so each time is an upper bound of the cell alone (the speed-up a
+lower bound); the table says how many ran at once.  Each finished cell is printed at once, and
+``--json`` is rewritten when a cell starts (``running_since``) and when it ends, so a command killed at
+its limit still leaves what was measured and what was still running.
 
 The GPU habits of issue 14, item 4 (``frame_regularization``'s ``amp="bf16"``, ``channels_last``,
-``cudnn_benchmark``), each alone against none of them (``--no-habits`` skips them): a habit becomes the
-paper profile's default only if this table shows it faster (with ``--parallel``, the off and on cells
-start together and share the machine alike).  ``--write`` puts the table into BENCHMARKS.md (section
-``gpu``), ``--markdown`` into a file of its own (the device machine sends back files, not commits).
+``cudnn_benchmark``), each alone against the report's own book cell without them (``--no-habits`` skips
+them): a habit becomes the paper profile's default only if this table shows it faster.  With
+``--parallel`` at least the number of cells, all of them start together; cells ending at different times
+still leave the later ones a lighter machine, so a habit's gain must be large to count.  ``--write`` puts
+the table into BENCHMARKS.md (section ``gpu``), ``--markdown`` into a file of its own (the device machine
+sends back files, not commits).  Bad options are refused (exit 2) before anything else, then a machine
+without CUDA says so and exits 0.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import threading
@@ -110,18 +117,16 @@ def cell(m: dict) -> str:
         return f"> {m['timeout']:.0f} s (stopped)"
     if "skipped" in m:
         return f"not run ({m['skipped']})"
-    return f"failed: `{m['error']}`"
+    if "running_since" in m:
+        return f"still running (since {m['running_since']:.0f} s)"
+    return "failed: `" + str(m.get("error", "no result")).replace("`", "'").replace("|", "/") + "`"
 
 
 def ratio(slow: dict, fast: dict) -> str:
-    """``slow / fast`` as a speed-up; ``< R x`` when ``fast`` was stopped at its limit (``> R x`` when
-    ``slow`` was), ``-`` when either has no time."""
+    """``slow / fast`` as a speed-up, ``-`` unless both have a time: a stopped cell's limit also counts
+    its process's start-up, which a finished cell's clock leaves out, so it bounds nothing here."""
     if "seconds" in slow and "seconds" in fast:
         return f"{slow['seconds'] / fast['seconds']:.2f}x"
-    if "seconds" in slow and "timeout" in fast:
-        return f"< {slow['seconds'] / fast['timeout']:.2f}x"
-    if "timeout" in slow and "seconds" in fast:
-        return f"> {slow['timeout'] / fast['seconds']:.2f}x"
     return "-"
 
 
@@ -155,12 +160,11 @@ def runs_baseline(text: str) -> tuple[dict[str, float], str, str]:
 
 
 def jobs(names: list[str], papers: list[str], habits: bool, profile: str) -> list[dict]:
-    """The GPU cells in priority order: each report's book profile, the paper profiles, the habits (off,
-    then each alone)."""
+    """The GPU cells in priority order: each report's book profile, the paper profiles, the habits (each
+    alone; compared with the report's own book cell, which has none of them)."""
     out = [dict(key=f"{n}|{profile}", report=n, profile=profile, extra={}) for n in names]
     out += [dict(key=f"{n}|paper", report=n, profile="paper", extra={}) for n in papers]
     if habits:
-        out.append(dict(key=f"{HABIT_REPORT}|{profile}|habits-off", report=HABIT_REPORT, profile=profile, extra={}))
         out += [dict(key=f"{HABIT_REPORT}|{profile}|" + json.dumps(h, sort_keys=True), report=HABIT_REPORT,
                      profile=profile, extra=dict(h)) for h in HABITS]
     return out
@@ -169,48 +173,55 @@ def jobs(names: list[str], papers: list[str], habits: bool, profile: str) -> lis
 def run_jobs(todo: list[dict], device: str, threads: int, parallel: int, cell_timeout: float | None,
              budget: float | None, on_done=None, measure_fn=None) -> dict[str, dict]:
     """Each job's measurement, ``parallel`` at a time in the order given.  A job's limit is
-    ``cell_timeout`` or what is left of ``budget``, whichever is less; a job whose turn comes with
-    under 5 s of the budget left is not run.  ``on_done(results)`` is called after every job."""
+    ``cell_timeout`` or what is left of ``budget``, whichever is less; a job whose turn comes with less
+    of the budget left than a quarter of ``cell_timeout`` (at least 5 s: a shorter limit would time
+    little more than the start-up) is not run.  A measurement that raises is recorded as its error.
+    ``on_done(results, key)`` is called when a job starts (its entry ``{"running_since": seconds}``)
+    and when it ends."""
     measure_fn = measure_fn or measure
-    deadline = None if budget is None else time.monotonic() + budget
+    t0 = time.monotonic()
+    deadline = None if budget is None else t0 + budget
+    floor = 5.0 if cell_timeout is None else max(5.0, cell_timeout / 4)
     results: dict[str, dict] = {}
     lock = threading.Lock()
+
+    def record(key, m):
+        with lock:
+            results[key] = m
+            if on_done:
+                on_done(dict(results), key)
 
     def work(job):
         limit = cell_timeout
         if deadline is not None:
             left = deadline - time.monotonic()
-            if left < 5:
-                with lock:
-                    results[job["key"]] = {"skipped": "budget"}
+            if left < floor:
+                record(job["key"], {"skipped": "budget"})
                 return
             limit = left if limit is None else min(limit, left)
-        m = measure_fn(job["report"], job["profile"], device, threads, job["extra"], limit)
-        with lock:
-            results[job["key"]] = m
-            if on_done:
-                on_done(dict(results))
+        record(job["key"], {"running_since": time.monotonic() - t0})
+        try:
+            m = measure_fn(job["report"], job["profile"], device, threads, job["extra"], limit)
+        except Exception as e:  # noqa: BLE001 -- one cell's failure must not cost the others' table
+            m = {"error": f"{type(e).__name__}: {e}"[:160]}
+        record(job["key"], m)
 
     with ThreadPoolExecutor(max_workers=parallel) as pool:
-        list(pool.map(work, todo))  # list(): a job's exception is raised here
-    if on_done:
-        on_done(dict(results))
+        list(pool.map(work, todo))
     return {j["key"]: results[j["key"]] for j in todo}
 
 
 def table(todo: list[dict], results: dict[str, dict], cpu: dict[str, dict], device_name: str, cpu_label: str) -> list[str]:
     """The Markdown rows: per report, the CPU baseline, the GPU time and the speed-up; the paper rows; the
-    habit rows (each against the habits-off cell)."""
+    habit rows (each against the report's own book cell, without habits)."""
     rows = [f"| report | profile | {cpu_label} | {device_name} | speed-up |", "|---|---|---|---|---|"]
-    off = results.get(next((j["key"] for j in todo if j["key"].endswith("|habits-off")), ""), None)
     for job in todo:
         m = results.get(job["key"], {"skipped": "budget"})
-        if job["key"].endswith("|habits-off"):
-            continue
         if job["extra"]:
+            off = results.get(f"{job['report']}|{job['profile']}", {"skipped": "budget"})
             label = ", ".join(f"{k}={v}" for k, v in job["extra"].items())
             rows.append(f"| {job['report']}, {label} | {job['profile']} | - | {cell(m)} | "
-                        f"{ratio(off, m) if off else '-'} vs none ({cell(off) if off else 'not run'}) |")
+                        f"{ratio(off, m)} vs none ({cell(off)}) |")
         elif job["profile"] == "paper":
             rows.append(f"| {job['report']} | paper | not run | {cell(m)} | - |")
         else:
@@ -281,7 +292,9 @@ def main() -> int:
     todo = jobs(names, papers, habits, args.profile)
     t0 = time.monotonic()
 
-    def save(results):
+    def save(results, key):
+        if "running_since" not in results[key]:  # the log (and a device call's output) shows each cell as it ends
+            print(f"bench_gpu: {key}: {cell(results[key])} (at {time.monotonic() - t0:.0f} s)", flush=True)
         if args.json:
             from paramspace.runner import atomic_write_text
 
@@ -296,19 +309,17 @@ def main() -> int:
         # one at a time: the CPU side is what these threads alone do
         cpu = run_jobs([dict(key=n, report=n, profile=args.profile, extra={}) for n in names], "cpu",
                        args.cpu_threads, 1, args.cell_timeout, None)
-        cpu_label = f"CPU ({args.cpu_threads} threads, this machine)"
+        cpu_label = f"CPU ({args.cpu_threads} thread{'s' if args.cpu_threads > 1 else ''}, this machine)"
         source = " CPU side measured on this machine, the same way."
     results = run_jobs(todo, args.device, args.cpu_threads, args.parallel, args.cell_timeout, args.budget, save)
     rows = table(todo, results, cpu, device_name, cpu_label)
-    cmd = ("python tools/bench_gpu.py" + "".join(f" --report {n}" for n in args.report or [])
-           + f" --parallel {args.parallel}"
-           + (f" --cell-timeout {args.cell_timeout:g}" if args.cell_timeout else "")
-           + (f" --budget {args.budget:g}" if args.budget else ""))
+    cmd = shlex.join(["python", "tools/bench_gpu.py", *(a for a in sys.argv[1:] if a != "--write")])
     together = ("one cell at a time" if args.parallel == 1 else
-                f"{args.parallel} cells at once, sharing the GPU and the CPU (each time an upper bound of the "
-                f"cell alone)")
+                f"up to {min(args.parallel, len(todo))} of its {len(todo)} cells at once, sharing the GPU and "
+                f"the CPU (each time an upper bound of the cell alone)")
+    threads = f"{args.cpu_threads} torch/BLAS thread{'s' if args.cpu_threads > 1 else ''}"
     text = (f"{stamp(cmd)} One fresh process per cell, the library driven directly (no notebook, no Ray), "
-            f"per-run cache off, {args.cpu_threads} torch/BLAS threads per process, {together}; "
+            f"per-run cache off, {threads} per process, {together}; "
             f"{time.monotonic() - t0:.0f} s in all.{source}\n\n" + "\n".join(rows))
     print(text, flush=True)
     if args.markdown:

@@ -42,8 +42,13 @@ def compute_bspot_bijection(*args, **kwargs):
 merge_bijections = compute_bspot_bijection
 PY
   # the device gets the working tree without .git: the commit (and whether the tree differed from it) goes along
-  echo "$(git rev-parse --short=12 HEAD)$(git diff --quiet HEAD -- . ':!.whl' || echo ' plus uncommitted changes')" > .whl/COMMIT
-  du -sh .whl/site; cat .whl/COMMIT
+  dirty=$(git status --porcelain --untracked-files=normal | grep -v ' \.whl/' || true)
+  echo "$(git rev-parse --short=12 HEAD)${dirty:+ plus uncommitted changes}" > .whl/COMMIT
+  # what travels: tracked and untracked-not-ignored files, and the carried .whl; at most 64 MiB
+  size=$( { git ls-files -z; git ls-files -z --others --exclude-standard; find .whl -type f -print0; } \
+    | du -cb --files0-from=- | tail -1 | cut -f1)
+  echo "$(cat .whl/COMMIT); the tree that travels: $((size / 1048576)) MiB of at most 64"
+  if (( size > 64 * 1048576 )); then echo "too large for the device machine's transfer" >&2; exit 1; fi
   ;;
 run)
   OUT=${OUT:-/tmp/gpu_session}
@@ -51,10 +56,12 @@ run)
   [[ -d .whl/site/ot ]] || { echo "no .whl/site: run 'bash tools/gpu_session.sh prepare' here and carry .whl" >&2; exit 2; }
   export PYTHONPATH=$PWD/.whl/site:$PWD/src PYTHONUNBUFFERED=1 PARAMSPACE_COMMIT="$(cat .whl/COMMIT 2>/dev/null || echo unknown)"
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/nvidia-smi.csv" 2>&1
-  python3 -c "import torch, ot, paramspace; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'ot', ot.__version__)" \
-    || exit 1
+  # torch is a must; POT only for reports 1 and the leaderboard, whose cells would show its error
+  python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" 2>&1 \
+    | tee "$OUT/log.txt" || exit 1
+  python3 -c "import ot; print('ot', ot.__version__)" 2>&1 | tail -1 | tee -a "$OUT/log.txt"
   python3 tools/bench_gpu.py --parallel 11 --cpu-threads 1 --cell-timeout 420 --budget 480 \
-    --json "$OUT/bench_gpu.json" --markdown "$OUT/bench_gpu.md" 2>&1 | tee "$OUT/log.txt"
+    --json "$OUT/bench_gpu.json" --markdown "$OUT/bench_gpu.md" 2>&1 | tee -a "$OUT/log.txt"
   ;;
 *)
   echo "usage: $0 prepare|run" >&2
