@@ -11,7 +11,7 @@
 # 47 MiB of tracked files it would not fit the 64 MiB that travel. So POT is installed for cp312 into
 # .whl/site (ignored by git: /.whl/ in .gitignore) and ot/bsp is replaced by a stub that raises if called.
 #
-# run: every report's book profile on the GPU, report 2's paper profile and the three GPU habits: 11 cells,
+# run: every report's book profile on the GPU, report 2's paper profile and the three GPU habits: 10 cells,
 # all at once (tools/bench_gpu.py --parallel, one torch thread each), each stopped at 420 s, all within
 # 480 s. The CPU side is the 2-core machine's `runs` table in BENCHMARKS.md. The table, the JSON (rewritten
 # after every cell, so a command killed at its limit still leaves it) and the log land in $OUT; back here,
@@ -60,7 +60,7 @@ run)
   python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" 2>&1 \
     | tee "$OUT/log.txt" || exit 1
   python3 -c "import ot; print('ot', ot.__version__)" 2>&1 | tail -1 | tee -a "$OUT/log.txt"
-  python3 tools/bench_gpu.py --parallel 11 --cpu-threads 1 --cell-timeout 420 --budget 480 \
+  python3 tools/bench_gpu.py --parallel 10 --cpu-threads 1 --cell-timeout 420 --budget 480 \
     --json "$OUT/bench_gpu.json" --markdown "$OUT/bench_gpu.md" 2>&1 | tee -a "$OUT/log.txt"
   ;;
 *)
