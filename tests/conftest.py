@@ -26,3 +26,29 @@ def _serial_uncached_engine(monkeypatch):
     `make book` runs the real engine."""
     monkeypatch.setenv("PARAMSPACE_ENGINE", "serial")
     monkeypatch.setenv("PARAMSPACE_RUN_CACHE", "off")
+
+
+class Overlap:
+    """``with overlap:`` around a fake's body counts how many calls are inside at once (from threads);
+    ``peak`` is the most there ever were."""
+
+    def __init__(self):
+        import threading
+
+        self.active = self.peak = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self):
+        with self._lock:
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+
+    def __exit__(self, *exc):
+        with self._lock:
+            self.active -= 1
+
+
+@pytest.fixture
+def overlap():
+    """An :class:`Overlap` for a fake that threads call at once."""
+    return Overlap()

@@ -108,20 +108,15 @@ def test_jobs_come_in_priority_order_with_the_habits_last():
     assert rows[5] == "| frame_regularization, amp=bf16 | book | - | 10 s | 3.00x vs none (30 s) |"
 
 
-def test_jobs_run_in_parallel_within_the_cell_limit_and_the_budget():
-    import threading
+def test_jobs_run_in_parallel_within_the_cell_limit_and_the_budget(overlap):
     import time
 
-    seen, running, peak, lock = [], [0], [0], threading.Lock()
+    seen = []
 
     def fake(report, profile, device, threads, extra, timeout):
-        with lock:
-            running[0] += 1
-            peak[0] = max(peak[0], running[0])
+        with overlap:
             seen.append((report, timeout))
-        time.sleep(1.5)
-        with lock:
-            running[0] -= 1
+            time.sleep(1.5)
         return {"seconds": 1.5, "runs": 1}
 
     todo = [dict(key=k, report=k, profile="book", extra={}) for k in ("a", "b", "c", "d")]
@@ -130,7 +125,7 @@ def test_jobs_run_in_parallel_within_the_cell_limit_and_the_budget():
                              measure_fn=fake)
     # two at a time: a and b start at once, bounded by the 7.5 s budget (below the 8 s cell limit); c and d
     # 1.5 s later, bounded by the 6 s then left
-    assert peak[0] == 2 and [r for r, _ in seen] == ["a", "b", "c", "d"]
+    assert overlap.peak == 2 and [r for r, _ in seen] == ["a", "b", "c", "d"]
     assert all(7.0 < t <= 7.5 for _, t in seen[:2]) and all(5.0 < t <= 6.0 for _, t in seen[2:])
     assert list(res) == ["a", "b", "c", "d"] and all(m == {"seconds": 1.5, "runs": 1} for m in res.values())
     # saved when each cell starts (so a killed command shows what was running) and when it ends

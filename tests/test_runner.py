@@ -441,19 +441,14 @@ def test_notebooks_at_once_each_write_into_their_own_folder(tmp_path, monkeypatc
     assert not list(out.glob(".*.run-*")) and "PARAMSPACE_OUTPUT_DIR" not in os.environ
 
 
-def test_run_all_with_jobs_runs_notebooks_at_once_and_raises_the_first_failure_in_order(tmp_path, monkeypatch):
-    import threading as th
-
-    active, peak, calls, lock = [0], [0], [], th.Lock()
+def test_run_all_with_jobs_runs_notebooks_at_once_and_raises_the_first_failure_in_order(tmp_path, monkeypatch,
+                                                                                       overlap):
+    calls = []
 
     def fake_run_report(name, profile, overrides, output_dir, force, progress=True, log=print, address=None):
-        with lock:
-            active[0] += 1
-            peak[0] = max(peak[0], active[0])
+        with overlap:
             calls.append((name, progress))
-        time.sleep(0.3)
-        with lock:
-            active[0] -= 1
+            time.sleep(0.3)
         if name in ("frame_regularization", "compression_leaderboard"):
             raise runner.ReportFailed(f"{name} failed on purpose")
         return Path(output_dir) / f"{name}.ipynb"
@@ -462,6 +457,6 @@ def test_run_all_with_jobs_runs_notebooks_at_once_and_raises_the_first_failure_i
     with pytest.raises(runner.ReportFailed, match="frame_regularization failed"):  # the first in report order
         runner.run_all("smoke", tmp_path, jobs=3, log=lambda *_: None)
     assert sorted(n for n, _ in calls) == sorted(reports.NAMES)  # the others still ran to the end
-    assert peak[0] >= 2 and not any(progress for _, progress in calls)  # at once, without interleaved bars
+    assert overlap.peak >= 2 and not any(progress for _, progress in calls)  # at once, without interleaved bars
     with pytest.raises(ValueError, match="jobs must be an integer >= 1"):
         runner.run_all("smoke", tmp_path, jobs=0)

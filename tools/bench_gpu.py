@@ -134,18 +134,18 @@ def runs_baseline(text: str) -> tuple[dict[str, float], str, str]:
     """From BENCHMARKS.md's text: each report's least wall time on two cores (seconds) in the ``runs``
     section's summary table, where and when it was measured (from the section's first header line) and
     the profile it was measured for."""
-    m = re.search(r"<!-- bench:runs:start -->\n(.*?)<!-- bench:runs:end -->", text, re.S)
-    if not m:
+    from bench_runs import SUMMARY_HEAD
+    from benchmarks_md import read_section
+
+    section = read_section("runs", text)
+    if section is None:
         raise ValueError("BENCHMARKS.md has no 'runs' section: run `python tools/bench_runs.py ... --write` "
                          "on the 2-core machine first, or use --baseline measure")
-    section = m.group(1)
     first = next((line for line in section.splitlines() if line.startswith("Measured")), "")
     where = re.match(r"Measured (.*?) at commit `(.*?)`.*? on (.*?);", first)
     head = f"measured {where[1]} at commit `{where[2]}` on {where[3]}" if where else "undated"
     base, lines = {}, section.splitlines()
-    # the summary table: | report | runs | serial total (one core) | longest run | least wall time on 2 cores |
-    at = next((i for i, line in enumerate(lines) if line.startswith("| report | runs |")
-               and "least wall time on 2 cores" in line), None)
+    at = next((i for i, line in enumerate(lines) if line == SUMMARY_HEAD), None)
     for line in lines[at + 2:] if at is not None else []:
         if not line.startswith("|"):
             break
@@ -270,6 +270,7 @@ def main() -> int:
     if unknown:
         ap.error(f"unknown report(s) {unknown}; valid: {', '.join(reports.NAMES)}")
     from benchmarks_md import PATH, stamp, write_section
+    from paramspace.runner import atomic_write_text
 
     if args.baseline == "runs":
         try:
@@ -284,10 +285,12 @@ def main() -> int:
             ap.error(f"BENCHMARKS.md's 'runs' table has no row for {missing}; use --baseline measure")
     import torch
 
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
+    cuda = args.device.startswith("cuda")
+    if cuda and not torch.cuda.is_available():
         print("bench_gpu: CUDA is not available on this machine; nothing to measure (run it where a GPU is).")
         return 0
-    device_name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else args.device
+    device_name = torch.cuda.get_device_name(0) if cuda else args.device
+    threads = f"thread{'s' if args.cpu_threads > 1 else ''}"
     habits = not args.no_habits and HABIT_REPORT in names
     todo = jobs(names, papers, habits, args.profile)
     t0 = time.monotonic()
@@ -296,8 +299,6 @@ def main() -> int:
         if "running_since" not in results[key]:  # the log (and a device call's output) shows each cell as it ends
             print(f"bench_gpu: {key}: {cell(results[key])} (at {time.monotonic() - t0:.0f} s)", flush=True)
         if args.json:
-            from paramspace.runner import atomic_write_text
-
             atomic_write_text(args.json, json.dumps(dict(device=device_name, parallel=args.parallel,
                                                          elapsed=time.monotonic() - t0, results=results), indent=1))
 
@@ -309,7 +310,7 @@ def main() -> int:
         # one at a time: the CPU side is what these threads alone do
         cpu = run_jobs([dict(key=n, report=n, profile=args.profile, extra={}) for n in names], "cpu",
                        args.cpu_threads, 1, args.cell_timeout, None)
-        cpu_label = f"CPU ({args.cpu_threads} thread{'s' if args.cpu_threads > 1 else ''}, this machine)"
+        cpu_label = f"CPU ({args.cpu_threads} {threads}, this machine)"
         source = " CPU side measured on this machine, the same way."
     results = run_jobs(todo, args.device, args.cpu_threads, args.parallel, args.cell_timeout, args.budget, save)
     rows = table(todo, results, cpu, device_name, cpu_label)
@@ -317,14 +318,11 @@ def main() -> int:
     together = ("one cell at a time" if args.parallel == 1 else
                 f"up to {min(args.parallel, len(todo))} of its {len(todo)} cells at once, sharing the GPU and "
                 f"the CPU (each time an upper bound of the cell alone)")
-    threads = f"{args.cpu_threads} torch/BLAS thread{'s' if args.cpu_threads > 1 else ''}"
     text = (f"{stamp(cmd)} One fresh process per cell, the library driven directly (no notebook, no Ray), "
-            f"per-run cache off, {threads} per process, {together}; "
+            f"per-run cache off, {args.cpu_threads} torch/BLAS {threads} per process, {together}; "
             f"{time.monotonic() - t0:.0f} s in all.{source}\n\n" + "\n".join(rows))
     print(text, flush=True)
     if args.markdown:
-        from paramspace.runner import atomic_write_text
-
         atomic_write_text(args.markdown, text + "\n")
     if args.write:
         write_section("gpu", text)

@@ -17,8 +17,21 @@ ROOT = Path(__file__).resolve().parents[1]
 PATH = ROOT / "BENCHMARKS.md"
 
 
+def markers(name: str) -> tuple[str, str]:
+    """The comments that open and close section ``name``."""
+    return f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
+
+
+def read_section(name: str, text: str) -> str | None:
+    """The body of section ``name`` in ``text`` (BENCHMARKS.md's), ``None`` where it has none."""
+    start, end = markers(name)
+    if start not in text or end not in text:
+        return None
+    return text.split(start, 1)[1].split(end, 1)[0]
+
+
 def write_section(name: str, body: str, path: Path = PATH) -> None:
-    start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
+    start, end = markers(name)
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     block = f"{start}\n{body.strip()}\n{end}"
     if start in text and end in text:
